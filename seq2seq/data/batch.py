@@ -1,0 +1,72 @@
+"""The typed batch every model and strategy consumes, and the collate function that builds it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass
+class Batch:
+    """A right-padded batch of sentence pairs.
+
+    Attributes:
+        src: (B, S) source ids ending in eos, padded with pad_id.
+        src_lengths: (B,) int64 true source lengths (eos included).
+        src_mask: (B, S) bool, True at real source tokens.
+        tgt_in: (B, T) decoder input: bos + target ids, padded.
+        tgt_out: (B, T) decoder output: target ids + eos, padded.
+        tgt_lengths: (B,) int64 true target lengths (eos included).
+        indices: (B,) int64 position of each pair in its dataset, to restore order after bucketing.
+    """
+
+    src: Tensor
+    src_lengths: Tensor
+    src_mask: Tensor
+    tgt_in: Tensor
+    tgt_out: Tensor
+    tgt_lengths: Tensor
+    indices: Tensor
+
+    @property
+    def tgt_mask(self) -> Tensor:
+        """(B, T) bool, True at real target positions."""
+        return self.tgt_out != PAD_ID
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        """Real target tokens: what throughput and the loss are normalised by."""
+        return int(self.tgt_lengths.sum())
+
+    @property
+    def pad_fraction(self) -> float:
+        """Pad tokens / all tokens, source and target together."""
+        total = self.src.numel() + self.tgt_out.numel()
+        real = int(self.src_lengths.sum()) + self.num_tgt_tokens
+        return (total - real) / total if total else 0.0
+
+
+def collate(pairs: list[tuple[int, list[int], list[int]]]) -> Batch:
+    """Pads `(index, src_ids, tgt_ids)` triples into a `Batch`; adds eos to sources and bos/eos to targets."""
+    indices = torch.tensor([index for index, _, _ in pairs], dtype=torch.long)
+    src = [torch.tensor(s + [EOS_ID], dtype=torch.long) for _, s, _ in pairs]
+    tgt_in = [torch.tensor([BOS_ID] + t, dtype=torch.long) for _, _, t in pairs]
+    tgt_out = [torch.tensor(t + [EOS_ID], dtype=torch.long) for _, _, t in pairs]
+    src_padded = pad_sequence(src, batch_first=True, padding_value=PAD_ID)
+    return Batch(
+        src=src_padded,
+        src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
+        src_mask=src_padded != PAD_ID,
+        tgt_in=pad_sequence(tgt_in, batch_first=True, padding_value=PAD_ID),
+        tgt_out=pad_sequence(tgt_out, batch_first=True, padding_value=PAD_ID),
+        tgt_lengths=torch.tensor([len(t) for t in tgt_out], dtype=torch.long),
+        indices=indices,
+    )

@@ -1,0 +1,143 @@
+"""sentencepiece vocabularies: trained from the training split, cached by content, fixed special ids.
+
+Special ids are the same in every model this framework trains, so that batches, losses and search
+can rely on them: pad=0, unk=1, bos=2, eos=3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class Vocab:
+    """One sentencepiece model: text <-> ids with the fixed special ids above."""
+
+    def __init__(self, model_bytes: bytes) -> None:
+        self.model_bytes = model_bytes
+        self.processor = spm.SentencePieceProcessor(model_proto=model_bytes)
+        specials = (self.processor.pad_id(), self.processor.unk_id(), self.processor.bos_id(), self.processor.eos_id())
+        if specials != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise ValueError(f"sentencepiece model has special ids {specials}, expected (pad, unk, bos, eos) = (0, 1, 2, 3)")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        return cls(Path(path).read_bytes())
+
+    def __len__(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        """Token ids of each line, without bos/eos."""
+        return self.processor.encode(lines, out_type=int)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Detokenized text of each id sequence; special ids are dropped."""
+        return self.processor.decode([[i for i in seq if i > EOS_ID] for seq in ids])
+
+    def save(self, path: Path) -> None:
+        atomic_write_bytes(path, self.model_bytes)
+
+
+class Vocabs:
+    """Source and target vocabularies; the same object twice when the vocabulary is joint.
+
+    A plain class rather than a dataclass: Hydra's `instantiate` would turn a dataclass argument into a config node.
+    """
+
+    def __init__(self, src: Vocab, tgt: Vocab) -> None:
+        self.src, self.tgt = src, tgt
+
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes to a temporary file beside `path`, then renames it: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def train_sentencepiece(lines: list[str], vocab_size: int, model_type: str, character_coverage: float, seed: int) -> bytes:
+    """Trains a model in memory and returns its bytes."""
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        hard_vocab_limit=False,  # a small corpus may not fill vocab_size; take what it has
+        input_sentence_size=2_000_000,
+        shuffle_input_sentence=True,
+        num_threads=os.cpu_count() or 1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def _cache_key(src: list[str], tgt: list[str], settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for side in (src, tgt):
+        digest.update("\n".join(side).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_vocabs(
+    src: list[str],
+    tgt: list[str],
+    cache_dir: str | Path,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    joint: bool = True,
+    character_coverage: float = 1.0,
+    seed: int = 0,
+) -> Vocabs:
+    """Trains sentencepiece on the training split, or loads the models cached for the same text and settings.
+
+    Args:
+        src: training source sentences.
+        tgt: training target sentences.
+        cache_dir: folder holding one sub-folder per (text, settings) hash.
+        vocab_size: pieces per model (an upper bound: small corpora may give fewer).
+        model_type: `unigram` or `bpe`.
+        joint: one model for both sides (enables tied source/target embeddings) or one per side.
+        character_coverage: share of characters the model must cover (1.0 for small alphabets).
+        seed: sentencepiece's sampling seed.
+    """
+    settings = dict(vocab_size=vocab_size, model_type=model_type, joint=joint, character_coverage=character_coverage, seed=seed)
+    folder = Path(cache_dir) / _cache_key(src, tgt, settings)
+    names = ["joint"] if joint else ["src", "tgt"]
+    if not all((folder / f"{name}.model").is_file() for name in names):
+        corpora = {"joint": src + tgt} if joint else {"src": src, "tgt": tgt}
+        models = {name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed) for name in names}
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+        for name, data in models.items():
+            (staging / f"{name}.model").write_bytes(data)
+        (staging / "settings.json").write_text(json.dumps(settings, indent=2))
+        try:
+            os.replace(staging, folder)  # another process may have won the race: keep its copy
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    loaded = {name: Vocab.load(folder / f"{name}.model") for name in names}
+    return Vocabs(loaded["joint"], loaded["joint"]) if joint else Vocabs(loaded["src"], loaded["tgt"])

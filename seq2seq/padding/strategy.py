@@ -1,0 +1,144 @@
+"""Padding strategies: one small object decides how pads are treated in the encoder, attention and loss.
+
+Encoders, decoders and the loss call the strategy and never ask which one it is. `exact` says
+whether a sentence gets the same result alone as inside any right-padded batch; the invariance
+tests hold every strategy that claims it to that promise.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seq2seq.padding.recurrence import run_reset_rnn
+
+
+def last_layer_final(h_n: Tensor, rnn: nn.RNNBase) -> Tensor:
+    """(L*D, B, H) final hidden states -> (B, D*H) of the last layer, directions concatenated."""
+    directions = 2 if rnn.bidirectional else 1
+    last = h_n.view(rnn.num_layers, directions, h_n.size(1), h_n.size(2))[-1]  # (D, B, H)
+    return last.transpose(0, 1).reshape(h_n.size(1), -1)
+
+
+def hidden_of(state: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """h_n of a GRU/RNN state or of an LSTM's (h_n, c_n)."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B,) lengths -> (B, max_len) bool, True at real positions (right padding)."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths.to(torch.long)[:, None]
+
+
+class PaddingStrategy(ABC):
+    """How pads are handled. Subclasses implement `run_rnn`; masking hooks default to "mask pads"."""
+
+    exact: ClassVar[bool] = True
+
+    @abstractmethod
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Runs a batch-first RNN over right-padded input.
+
+        Args:
+            rnn: the encoder's `nn.LSTM`/`nn.GRU`/`nn.RNN` (batch_first=True).
+            x: (B, T, E) embedded input.
+            lengths: (B,) true lengths.
+
+        Returns:
+            outputs: (B, T, D*H) last-layer outputs.
+            final: (B, D*H) the sentence summary handed to the decoder: last-layer final hidden state,
+                both directions concatenated.
+        """
+
+    def key_padding_mask(self, mask: Tensor) -> Tensor | None:
+        """(B, S) True-at-real mask -> the mask attention applies to keys (None: attend to everything)."""
+        return mask
+
+    def loss_mask(self, tgt_mask: Tensor) -> Tensor:
+        """(B, T) True-at-real mask -> the positions the training loss counts."""
+        return tgt_mask
+
+    def pool(self, memory: Tensor, mask: Tensor) -> Tensor:
+        """(B, S, D) memory -> (B, D) mean over the positions the strategy lets count."""
+        weights = mask.unsqueeze(-1).to(memory.dtype)
+        return (memory * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class NaiveStrategy(PaddingStrategy):
+    """The textbook mistake, kept as the baseline: pads are tokens like any other.
+
+    The RNN runs over the pads and its final state is read after the last padded step, attention
+    attends to pads, and the loss trains the model to predict pads.
+    """
+
+    exact = False
+
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        outputs, state = rnn(x)
+        return outputs, last_layer_final(hidden_of(state), rnn)
+
+    def key_padding_mask(self, mask: Tensor) -> Tensor | None:
+        return None
+
+    def loss_mask(self, tgt_mask: Tensor) -> Tensor:
+        return torch.ones_like(tgt_mask)
+
+    def pool(self, memory: Tensor, mask: Tensor) -> Tensor:
+        return memory.mean(1)
+
+
+class MaskingStrategy(PaddingStrategy):
+    """The RNN runs over the padded tensor; everything downstream ignores the pads.
+
+    The forward direction's final state is gathered at each sentence's true last step, so a
+    unidirectional RNN is exact. A bidirectional RNN's backward direction starts at the last
+    padded position and reads the pads before the sentence: its states differ from those of the
+    sentence alone at every position, which is why `exact` is False here (see the tests).
+    """
+
+    exact = False  # exact for unidirectional RNNs and the attention encoder only
+
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        outputs, _ = rnn(x)  # (B, T, D*H)
+        hidden = rnn.hidden_size
+        last = (lengths.to(x.device) - 1).clamp_min(0)
+        forward_final = outputs[torch.arange(x.size(0), device=x.device), last, :hidden]
+        finals = [forward_final] + ([outputs[:, 0, hidden:]] if rnn.bidirectional else [])
+        mask = lengths_mask(lengths.to(x.device), x.size(1))
+        return outputs * mask.unsqueeze(-1), torch.cat(finals, dim=-1)
+
+
+class PackingStrategy(PaddingStrategy):
+    """`pack_padded_sequence`: the RNN never sees a pad, in either direction. Exact."""
+
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        # Lengths must be int64 on the CPU; total_length keeps T under data parallelism.
+        packed = pack_padded_sequence(x, lengths.to("cpu", torch.long), batch_first=True, enforce_sorted=False)
+        packed_out, state = rnn(packed)
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.size(1))
+        return outputs, last_layer_final(hidden_of(state), rnn)  # state is already in batch order
+
+
+class StateResetStrategy(PaddingStrategy):
+    """The recurrent state moves only at real tokens and is carried unchanged through pads.
+
+    Every sequence starts from the initial state in both directions, so the result is exact for
+    right and left padding alike. Uses the RNN module's own weights, so models trained with any
+    strategy can be run with this one.
+    """
+
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        mask = lengths_mask(lengths.to(x.device), x.size(1))
+        return self.run_masked(rnn, x, mask)
+
+    @staticmethod
+    def run_masked(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Like `run_rnn`, for any (B, T) mask of real positions: left padding included."""
+        return run_reset_rnn(rnn, x, mask)

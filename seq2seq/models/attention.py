@@ -1,0 +1,77 @@
+"""Attention over the encoder memory: a score function plus a pad-safe masked softmax."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor, nn
+
+
+def masked_softmax(scores: Tensor, key_mask: Tensor | None) -> Tensor:
+    """Softmax over the last axis that gives masked keys exactly zero weight.
+
+    Masked scores are set to the dtype's minimum (never -1e10, which overflows in fp16), and a
+    row with no real key gets all-zero weights instead of NaN.
+
+    Args:
+        scores: (B, Tq, S) raw scores.
+        key_mask: (B, S) bool, True at keys that may be attended; None attends to all.
+    """
+    if key_mask is None:
+        return torch.softmax(scores, dim=-1)
+    keep = key_mask.unsqueeze(1)  # (B, 1, S)
+    weights = torch.softmax(scores.masked_fill(~keep, torch.finfo(scores.dtype).min), dim=-1)
+    return weights * keep
+
+
+class Attention(nn.Module, ABC):
+    """Maps decoder queries to context vectors over the encoder memory.
+
+    Args:
+        query_size: decoder hidden size.
+        key_size: encoder memory size.
+    """
+
+    def __init__(self, query_size: int, key_size: int) -> None:
+        super().__init__()
+        self.query_size, self.key_size = query_size, key_size
+
+    @abstractmethod
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        """(B, Tq, Hq) queries, (B, S, Hk) keys -> (B, Tq, S) unnormalised scores."""
+
+    def forward(self, query: Tensor, keys: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Returns context (B, Tq, Hk) and attention weights (B, Tq, S)."""
+        weights = masked_softmax(self.score(query, keys), key_mask)
+        return torch.bmm(weights, keys), weights
+
+
+class LuongAttention(Attention):
+    """Multiplicative attention (Luong et al., 2015): `general` q^T W k, or `dot` q^T k."""
+
+    def __init__(self, query_size: int, key_size: int, score: str = "general") -> None:
+        super().__init__(query_size, key_size)
+        if score not in ("general", "dot"):
+            raise ValueError(f"LuongAttention score must be 'general' or 'dot', got {score!r}")
+        if score == "dot" and query_size != key_size:
+            raise ValueError(f"dot attention needs equal query and key sizes, got {query_size} and {key_size}")
+        self.key_proj = nn.Linear(key_size, query_size, bias=False) if score == "general" else nn.Identity()
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(query, self.key_proj(keys).transpose(1, 2))
+
+
+class BahdanauAttention(Attention):
+    """Additive attention (Bahdanau et al., 2015): v^T tanh(W_q q + W_k k)."""
+
+    def __init__(self, query_size: int, key_size: int, attention_size: int | None = None) -> None:
+        super().__init__(query_size, key_size)
+        size = attention_size or query_size
+        self.query_proj = nn.Linear(query_size, size, bias=False)
+        self.key_proj = nn.Linear(key_size, size, bias=False)
+        self.energy = nn.Linear(size, 1, bias=False)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1))  # (B, Tq, S, A)
+        return self.energy(hidden).squeeze(-1)

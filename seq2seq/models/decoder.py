@@ -1,0 +1,102 @@
+"""A recurrent decoder with attention over the encoder memory (Luong-style, optional input feeding)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.models.attention import Attention
+from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.state_init import StateInit
+
+RNNState = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass
+class DecoderState:
+    """What the decoder carries from one step to the next.
+
+    Attributes:
+        rnn: (L, B, H) hidden state, or an (h, c) pair for an LSTM.
+        feed: (B, H) previous attentional output for input feeding, or None.
+    """
+
+    rnn: RNNState
+    feed: Tensor | None
+
+
+class RecurrentDecoder(nn.Module):
+    """RNN decoder: h_t = RNN([y_{t-1}; feed], h_{t-1}), c_t = attend(h_t), out_t = tanh(W [h_t; c_t]).
+
+    Without input feeding the whole target is run through the RNN in one call during training,
+    which is much faster than a step loop; with it, the previous output feeds the next step.
+
+    Args:
+        rnn: builds the RNN from (input_size, hidden_size, batch_first): an `nn.LSTM`/`nn.GRU` partial.
+        input_size: target embedding size.
+        hidden_size: decoder hidden size (also the size of its outputs).
+        memory_size: encoder memory size.
+        init: builds the initial-state module from (encoder_size, hidden_size, num_layers, num_states).
+        attention: builds the attention from (query_size, key_size); None decodes from the initial state alone.
+        input_feeding: feed the previous attentional output into the next step (Luong et al., 2015).
+        dropout: dropout on the embedded input and on the outputs.
+    """
+
+    def __init__(
+        self,
+        rnn: Callable[..., nn.RNNBase],
+        input_size: int,
+        hidden_size: int,
+        memory_size: int,
+        init: Callable[..., StateInit],
+        attention: Callable[..., Attention] | None = None,
+        input_feeding: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.input_feeding = input_feeding
+        self.rnn = rnn(input_size=input_size + (hidden_size if input_feeding else 0), hidden_size=hidden_size, batch_first=True)
+        if self.rnn.bidirectional:
+            raise ValueError("a decoder RNN cannot be bidirectional: set bidirectional=false in the decoder config")
+        self.init = init(memory_size, hidden_size, self.rnn.num_layers, 2 if self.rnn.mode == "LSTM" else 1)
+        self.attention = attention(query_size=hidden_size, key_size=memory_size) if attention is not None else None
+        self.combine = nn.Linear(hidden_size + (memory_size if self.attention is not None else 0), hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.output_size = hidden_size
+
+    def initial_state(self, encoded: EncoderOutput) -> DecoderState:
+        batch = encoded.final.size(0)
+        feed = encoded.final.new_zeros(batch, self.output_size) if self.input_feeding else None
+        return DecoderState(self.init(encoded.final), feed)
+
+    def _attend(self, hidden: Tensor, encoded: EncoderOutput) -> tuple[Tensor, Tensor | None]:
+        """(B, T, H) RNN outputs -> (B, T, H) attentional outputs and (B, T, S) weights."""
+        if self.attention is None:
+            return self.dropout(torch.tanh(self.combine(hidden))), None
+        context, weights = self.attention(hidden, encoded.memory, encoded.key_mask)
+        return self.dropout(torch.tanh(self.combine(torch.cat([hidden, context], dim=-1)))), weights
+
+    def forward(self, embedded: Tensor, encoded: EncoderOutput) -> Tensor:
+        """Teacher-forced decoding: embedded (B, T, E) targets -> (B, T, H) outputs."""
+        state = self.initial_state(encoded)
+        if not self.input_feeding:
+            hidden, _ = self.rnn(self.dropout(embedded), state.rnn)  # (B, T, H)
+            return self._attend(hidden, encoded)[0]
+        outputs = []
+        for t in range(embedded.size(1)):
+            out, state, _ = self.step(embedded[:, t], state, encoded)
+            outputs.append(out)
+        return torch.stack(outputs, dim=1)
+
+    def step(self, embedded: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One step: embedded (B, E) -> output (B, H), new state, attention weights (B, S) or None."""
+        x = self.dropout(embedded)
+        if self.input_feeding:
+            x = torch.cat([x, state.feed], dim=-1)
+        hidden, rnn_state = self.rnn(x.unsqueeze(1), state.rnn)  # (B, 1, H)
+        out, weights = self._attend(hidden, encoded)
+        out = out.squeeze(1)
+        return out, DecoderState(rnn_state, out if self.input_feeding else None), None if weights is None else weights.squeeze(1)

@@ -1,0 +1,23 @@
+"""What every encoder hands the decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class EncoderOutput:
+    """Encoder results for a batch.
+
+    Attributes:
+        memory: (B, S, D) per-position states that attention reads.
+        final: (B, D) one summary vector per sentence, used to initialise the decoder.
+        key_mask: (B, S) bool mask for attention over `memory` (True = attend), or None to attend to
+            every position, as the padding strategy decides.
+    """
+
+    memory: Tensor
+    final: Tensor
+    key_mask: Tensor | None

@@ -1,0 +1,73 @@
+"""Training entry point: compose the config, build everything through `instantiate`, fit, test, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.config import CONFIG_DIR, register_resolvers
+from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.training.callbacks import PaddingMonitor
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
+    """Trains, evaluates the best checkpoint on valid and test, and writes `results.json`.
+
+    Returns:
+        The results dictionary (metric name -> value).
+    """
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    vocabs = datamodule.vocabs
+    sizes = {"src_vocab_size": len(vocabs.src), "tgt_vocab_size": len(vocabs.tgt)}
+    module = instantiate(cfg.model, net=sizes, vocabs=vocabs)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()] or False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+
+    trainer.fit(module, datamodule=datamodule)
+    checkpoint = trainer.checkpoint_callback
+    best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
+    # Report the model that is kept: the best checkpoint, or the final weights if none was saved.
+    results: dict = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+    if cfg.get("test"):
+        results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+    monitor = next((c for c in trainer.callbacks if isinstance(c, PaddingMonitor)), None)
+    results.update(monitor.summary() if monitor else {})
+    results.update(steps=trainer.global_step, wall_time_s=time.perf_counter() - started, best_checkpoint=best)
+
+    if trainer.is_global_zero:
+        datamodule.save_vocabs(output_dir)
+        atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+        atomic_write_bytes(output_dir / "results.json", (json.dumps(results, indent=2) + "\n").encode())
+        log.info("results: %s", json.dumps(results))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def _main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    return results.get("val/bleu")  # what hyperparameter sweepers maximise
+
+
+def main() -> None:
+    register_resolvers()
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The LightningModule: teacher-forced training, greedy-decoding evaluation, optimisation from config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+
+from seq2seq.data.batch import Batch
+from seq2seq.data.vocab import Vocabs
+from seq2seq.models.search import greedy_search
+from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.training.loss import masked_cross_entropy
+from seq2seq.training.metrics import corpus_bleu, exact_match
+
+SPLIT_OF_STAGE = {"val": "valid", "test": "test"}
+
+
+class Seq2SeqModule(L.LightningModule):
+    """Wires a `Seq2Seq` net to loss, metrics and optimisation.
+
+    Args:
+        net: the model.
+        optimizer: builds the optimizer from `params` (a `_partial_` config).
+        vocabs: the sentencepiece vocabularies, stored in checkpoints so that they are self-contained.
+        scheduler: builds the LR scheduler from `optimizer`, or None.
+        scheduler_options: Lightning's lr_scheduler settings (monitor, interval, frequency).
+        label_smoothing: label smoothing of the training loss.
+        max_len_a: evaluation decoding limit slope (see `greedy_search`).
+        max_len_b: evaluation decoding limit offset.
+    """
+
+    def __init__(
+        self,
+        net: Seq2Seq,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        vocabs: Vocabs | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_options: dict | None = None,
+        label_smoothing: float = 0.0,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_options = dict(scheduler_options or {})
+        self.vocabs = vocabs
+        self.label_smoothing = label_smoothing
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
+        self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch)  # (B, T, V)
+        counted = self.net.strategy.loss_mask(batch.tgt_mask)
+        loss_sum, count = masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
+        loss = loss_sum / count.clamp_min(1)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    def _evaluation_step(self, batch: Batch) -> None:
+        logits = self.net(batch)
+        nll, count = masked_cross_entropy(logits, batch.tgt_out, batch.tgt_mask)  # reported loss: real tokens only
+        hypotheses = greedy_search(self.net, batch.src, batch.src_lengths, batch.src_mask, self.max_len_a, self.max_len_b)
+        self._eval.append((batch.indices.tolist(), hypotheses, float(nll), int(count)))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluation_step(batch)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluation_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    def _log_evaluation(self, stage: str) -> None:
+        outputs, self._eval = self._eval, []
+        if not outputs:
+            return
+        indices = [i for ids, _, _, _ in outputs for i in ids]
+        hypotheses = self.vocabs.tgt.decode([h for _, hyps, _, _ in outputs for h in hyps])
+        references = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text.tgt
+        references = [references[i] for i in indices]
+        loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))
+        metrics = {
+            f"{stage}/loss": loss,
+            f"{stage}/ppl": math.exp(min(loss, 50.0)),
+            f"{stage}/bleu": corpus_bleu(hypotheses, references),
+            f"{stage}/exact_match": exact_match(hypotheses, references),
+        }
+        # Every rank evaluates the whole split, so the values already agree across ranks.
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **self.scheduler_options}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Everything needed to rebuild the model and its tokenisation travels inside the checkpoint.
+        vocabs = {}
+        if self.vocabs is not None:
+            vocabs = {"src": self.vocabs.src.model_bytes, "tgt": self.vocabs.tgt.model_bytes, "joint": self.vocabs.joint}
+        checkpoint["seq2seq"] = {"config": self.run_config, "vocabs": vocabs}

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real config composed with Hydra, tiny models, a session-wide sentencepiece cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from seq2seq.config import CONFIG_DIR, register_resolvers
+
+register_resolvers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sentencepiece cache for the whole session, so each vocabulary is trained once."""
+    return Path(os.environ.get("SEQ2SEQ_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+
+
+def compose_config(overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
+    """The real `conf/train.yaml` composed with `overrides`, with paths that need no Hydra run."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.cache_dir = str(cache_dir)
+    return cfg

@@ -1,0 +1,23 @@
+import torch
+
+from seq2seq.data.batch import collate
+from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+def test_collate_pads_and_adds_special_tokens() -> None:
+    batch = collate([(4, [7, 8, 9], [10]), (2, [11], [12, 13, 14])])
+    assert batch.src.tolist() == [[7, 8, 9, EOS_ID], [11, EOS_ID, PAD_ID, PAD_ID]]
+    assert batch.src_lengths.tolist() == [4, 2]
+    assert batch.src_mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 10, PAD_ID, PAD_ID], [BOS_ID, 12, 13, 14]]
+    assert batch.tgt_out.tolist() == [[10, EOS_ID, PAD_ID, PAD_ID], [12, 13, 14, EOS_ID]]
+    assert batch.tgt_lengths.tolist() == [2, 4]
+    assert batch.indices.tolist() == [4, 2]
+    assert batch.src_lengths.dtype == torch.long
+
+
+def test_pad_fraction_counts_both_sides() -> None:
+    batch = collate([(0, [7, 8, 9], [10]), (1, [11], [12, 13, 14])])
+    # source 8 slots, 6 real; target 8 slots, 6 real
+    assert batch.pad_fraction == 4 / 16
+    assert batch.num_tgt_tokens == 6

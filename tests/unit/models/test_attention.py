@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from seq2seq.models.attention import BahdanauAttention, LuongAttention, masked_softmax
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_masked_keys_get_zero_weight_and_an_all_pad_row_gives_zeros_not_nan(dtype) -> None:
+    scores = torch.randn(2, 3, 4).to(dtype)
+    mask = torch.tensor([[True, True, False, False], [False, False, False, False]])
+    weights = masked_softmax(scores, mask)
+    assert torch.isfinite(weights).all()
+    assert (weights[0, :, 2:] == 0).all()
+    assert torch.allclose(weights[0].sum(-1).float(), torch.ones(3), atol=1e-2)
+    assert (weights[1] == 0).all()
+
+
+@pytest.mark.parametrize("attention", [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)], ids=repr)
+def test_context_ignores_masked_keys(attention) -> None:
+    query, keys = torch.randn(2, 3, attention.query_size), torch.randn(2, 4, 7)
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    context, weights = attention(query, keys, mask)
+    assert context.shape == (2, 3, 7) and weights.shape == (2, 3, 4)
+    changed = keys.clone()
+    changed[~mask] = 1e3  # whatever sits at pad positions must not matter
+    assert torch.allclose(attention(query, changed, mask)[0], context, atol=1e-5)
+
+
+def test_dot_score_needs_equal_sizes() -> None:
+    with pytest.raises(ValueError, match="equal query and key sizes"):
+        LuongAttention(5, 7, score="dot")

@@ -1,0 +1,90 @@
+"""Promise 1 at the model: per-sentence loss and greedy output do not depend on the batch."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from seq2seq.data.batch import collate
+from seq2seq.models.attention import BahdanauAttention, LuongAttention
+from seq2seq.models.decoder import RecurrentDecoder
+from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
+from seq2seq.models.search import greedy_search
+from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.models.state_init import BridgeInit, LearnedInit, ZeroInit
+from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
+from seq2seq.training.loss import sentence_nll
+
+VOCAB = 20
+ENCODERS = {
+    "bilstm": partial(RecurrentEncoder, partial(nn.LSTM, bidirectional=True), hidden_size=8),
+    "gru": partial(RecurrentEncoder, partial(nn.GRU), hidden_size=8),
+    "attention": partial(SelfAttentionEncoder, hidden_size=8, num_heads=2, num_layers=1, feedforward_size=16),
+}
+EXACT = [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("gru", MaskingStrategy()), ("attention", MaskingStrategy())]
+PAIRS = [(0, [5, 6, 7], [8, 9]), (1, [4] * 11, [9, 10, 11, 12, 13, 14, 15]), (2, [12], [13]), (3, [7, 8, 9, 10, 11, 12], [5, 6, 7])]
+
+
+def build(encoder: str, strategy, decoder_rnn=nn.LSTM, attention=LuongAttention, init=BridgeInit, input_feeding=False) -> Seq2Seq:
+    torch.manual_seed(0)
+    decoder = partial(
+        RecurrentDecoder, partial(decoder_rnn), hidden_size=8, init=init,
+        attention=attention, input_feeding=input_feeding, dropout=0.2,
+    )
+    return Seq2Seq(ENCODERS[encoder], decoder, strategy, VOCAB, VOCAB, embedding_dim=6).eval()
+
+
+def nll_alone_and_batched(model: Seq2Seq) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = collate(PAIRS)
+    with torch.no_grad():
+        batched = sentence_nll(model(batch), batch.tgt_out, batch.tgt_mask)
+        alone = torch.stack([sentence_nll(model(b), b.tgt_out, b.tgt_mask)[0] for b in (collate([p]) for p in PAIRS)])
+    return alone, batched
+
+
+@pytest.mark.parametrize("encoder,strategy", EXACT, ids=lambda v: repr(v) if not isinstance(v, str) else v)
+@pytest.mark.parametrize("attention", [LuongAttention, BahdanauAttention])
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_sentence_loss_is_the_same_alone_and_in_a_padded_batch(encoder, strategy, attention, input_feeding) -> None:
+    alone, batched = nll_alone_and_batched(build(encoder, strategy, attention=attention, input_feeding=input_feeding))
+    assert torch.allclose(alone, batched, atol=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ["bilstm", "attention"])
+def test_naive_sentence_loss_changes_with_padding(encoder) -> None:
+    alone, batched = nll_alone_and_batched(build(encoder, NaiveStrategy()))
+    assert (alone - batched).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("encoder,strategy", EXACT, ids=lambda v: repr(v) if not isinstance(v, str) else v)
+@pytest.mark.parametrize("decoder_rnn", [nn.LSTM, nn.GRU])
+def test_greedy_output_is_the_same_alone_and_in_a_batch(encoder, strategy, decoder_rnn) -> None:
+    model = build(encoder, strategy, decoder_rnn=decoder_rnn, input_feeding=True)
+    batch = collate(PAIRS)
+    together = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
+    alone = [greedy_search(model, b.src, b.src_lengths, b.src_mask)[0] for b in (collate([p]) for p in PAIRS)]
+    assert together == alone
+    assert all(len(h) <= 1.5 * n + 10 for h, n in zip(together, batch.src_lengths.tolist()))
+
+
+@pytest.mark.parametrize("init", [ZeroInit, LearnedInit, BridgeInit])
+@pytest.mark.parametrize("decoder_rnn", [nn.LSTM, nn.GRU])
+def test_every_state_init_and_no_attention_train(init, decoder_rnn) -> None:
+    model = build("bilstm", PackingStrategy(), decoder_rnn=decoder_rnn, init=init, attention=None).train()
+    loss = sentence_nll(model(collate(PAIRS)), collate(PAIRS).tgt_out, collate(PAIRS).tgt_mask).mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.decoder.init.parameters())
+
+
+def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
+    decoder = partial(RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention)
+    model = Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=6, share_embeddings=True, tie_embeddings=True)
+    assert model.generator.weight is model.tgt_embed.weight is model.src_embed.weight
+    with pytest.raises(ValueError, match="tie_embeddings=true needs the decoder hidden size"):
+        Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=8, tie_embeddings=True)
+    with pytest.raises(ValueError, match="share_embeddings=true needs a joint vocabulary"):
+        Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB + 1, embedding_dim=6, share_embeddings=True)

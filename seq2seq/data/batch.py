@@ -47,11 +47,19 @@ class Batch:
         return int(self.tgt_lengths.sum())
 
     @property
+    def num_slots(self) -> int:
+        """Padded size: source and target positions together, pads included."""
+        return self.src.numel() + self.tgt_out.numel()
+
+    @property
+    def num_real_tokens(self) -> int:
+        """Real source and target tokens together."""
+        return int(self.src_lengths.sum()) + self.num_tgt_tokens
+
+    @property
     def pad_fraction(self) -> float:
         """Pad tokens / all tokens, source and target together."""
-        total = self.src.numel() + self.tgt_out.numel()
-        real = int(self.src_lengths.sum()) + self.num_tgt_tokens
-        return (total - real) / total if total else 0.0
+        return 1.0 - self.num_real_tokens / self.num_slots if self.num_slots else 0.0
 
 
 def collate(pairs: list[tuple[int, list[int], list[int]]]) -> Batch:

@@ -109,14 +109,13 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _encode(self, text: ParallelText, limit: int | None = None) -> PairDataset:
         src_ids, tgt_ids = self.vocabs.src.encode(text.src), self.vocabs.tgt.encode(text.tgt)
-        if limit is not None:
-            keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
-            if not all(keep):
-                log.warning("dropped %d training pairs longer than data.max_length=%d", keep.count(False), limit)
-                text = drop_pairs(text, keep)
-                src_ids = [s for s, k in zip(src_ids, keep) if k]
-                tgt_ids = [t for t, k in zip(tgt_ids, keep) if k]
-        return PairDataset(text, src_ids, tgt_ids)
+        if limit is None:
+            return PairDataset(text, src_ids, tgt_ids)
+        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
+        if not all(keep):
+            log.warning("dropped %d training pairs longer than data.max_length=%d", keep.count(False), limit)
+        kept = [i for i, k in enumerate(keep) if k]
+        return PairDataset(drop_pairs(text, keep), [src_ids[i] for i in kept], [tgt_ids[i] for i in kept])
 
     def _loader(self, split: str, max_tokens: int, train: bool) -> DataLoader:
         dataset = self.splits[split]

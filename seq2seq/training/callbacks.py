@@ -29,14 +29,12 @@ class PaddingMonitor(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Batch, batch_idx: int) -> None:
         seconds = time.perf_counter() - self._start
-        total = batch.src.numel() + batch.tgt_out.numel()
-        real = int(batch.src_lengths.sum()) + batch.num_tgt_tokens
-        self.pad_tokens += total - real
-        self.all_tokens += total
+        self.pad_tokens += batch.num_slots - batch.num_real_tokens
+        self.all_tokens += batch.num_slots
         self.tgt_tokens += batch.num_tgt_tokens
         self.step_seconds += seconds
         pl_module.log_dict(
-            {"train/pad_fraction": (total - real) / total, "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9)},
+            {"train/pad_fraction": batch.pad_fraction, "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9)},
             batch_size=len(batch),
         )
 

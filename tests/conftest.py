@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,16 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(os.environ.get("SEQ2SEQ_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
 
 
-def compose_config(overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
-    """The real `conf/train.yaml` composed with `overrides`, with paths that need no Hydra run."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(config_name="train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.cache_dir = str(cache_dir)
-    return cfg
+@pytest.fixture
+def compose_config(tmp_path: Path, cache_dir: Path) -> Callable[[list[str]], DictConfig]:
+    """Composes the real `conf/train.yaml` with overrides, with paths that need no Hydra run."""
+
+    def compose_with(overrides: list[str]) -> DictConfig:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            cfg = compose(config_name="train", overrides=overrides)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path)
+            cfg.paths.cache_dir = str(cache_dir)
+        return cfg
+
+    return compose_with

@@ -1,0 +1,69 @@
+"""Every shipped config file is composed with the real conf/ tree and instantiated."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from seq2seq.config import CONFIG_DIR
+from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.padding import PaddingStrategy
+from seq2seq.training.module import Seq2SeqModule
+
+OPTIONS = sorted(
+    (path.parent.relative_to(CONFIG_DIR).as_posix(), path.stem)
+    for path in CONFIG_DIR.rglob("*.yaml")
+    if path.parent != CONFIG_DIR and path.parent.name != "hydra"
+)
+TINY = ["debug=tiny"]
+
+
+def test_every_group_is_found() -> None:
+    groups = {group for group, _ in OPTIONS}
+    assert {"encoder", "decoder", "decoder/attention", "decoder/init", "strategy", "device", "data", "model"} <= groups
+
+
+def build_module(cfg) -> Seq2SeqModule:
+    return instantiate(cfg.model, net={"src_vocab_size": 30, "tgt_vocab_size": 31})
+
+
+@pytest.mark.parametrize("group,option", OPTIONS, ids=lambda v: v)
+def test_option_composes_and_instantiates(group: str, option: str, compose_config) -> None:
+    overrides = [f"{group}={option}"]
+    if group == "data" and option == "parallel":
+        overrides += [f"data.path={CONFIG_DIR.parent / 'data' / 'bundled'}", "data.src_lang=src", "data.tgt_lang=tgt"]
+    cfg = compose_config(TINY + overrides)
+
+    module = build_module(cfg)
+    assert isinstance(module.net, Seq2Seq)
+    assert isinstance(module.net.strategy, PaddingStrategy)
+    module.configure_optimizers()
+    datamodule = instantiate(cfg.data)
+    assert datamodule.src_lang and datamodule.tgt_lang
+    for callback in cfg.callbacks.values():
+        assert isinstance(instantiate(callback), L.Callback)
+    if group == "device" and cfg.device.accelerator == "gpu" and not torch.cuda.is_available():
+        return  # the GPU trainer can only be built where there is a GPU
+    trainer = instantiate(cfg.trainer, logger=[instantiate(c) for c in cfg.logger.values()], callbacks=[])
+    assert isinstance(trainer, L.Trainer)
+
+
+def test_unknown_group_option_lists_the_choices(compose_config) -> None:
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match=r"(?s)lstmm.*Available options.*attention.*gru.*lstm"):
+        compose_config(["encoder=lstmm"])
+
+
+def test_model_components_follow_the_config(compose_config) -> None:
+    cfg = compose_config(TINY + ["encoder=gru", "decoder=gru", "decoder/attention=bahdanau", "decoder/init=learned", "strategy=state_reset"])
+    net = build_module(cfg).net
+    assert isinstance(net.encoder.rnn, torch.nn.GRU) and net.encoder.rnn.bidirectional
+    assert isinstance(net.decoder.rnn, torch.nn.GRU)
+    assert type(net.decoder.attention).__name__ == "BahdanauAttention"
+    assert type(net.decoder.init).__name__ == "LearnedInit"
+    assert type(net.strategy).__name__ == "StateResetStrategy" and net.encoder.strategy is net.strategy
+    no_attention = build_module(compose_config(TINY + ["decoder/attention=none"])).net
+    assert no_attention.decoder.attention is None

@@ -1,0 +1,32 @@
+import math
+
+import torch
+
+from seq2seq.training.loss import masked_cross_entropy, sentence_nll
+from seq2seq.training.metrics import corpus_bleu, exact_match
+
+
+def test_pad_positions_do_not_count() -> None:
+    logits = torch.randn(2, 3, 5)
+    targets = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    mask = targets != 0
+    loss_sum, count = masked_cross_entropy(logits, targets, mask)
+    changed = logits.clone()
+    changed[~mask] = 100.0
+    assert count.item() == 3
+    assert torch.allclose(masked_cross_entropy(changed, targets, mask)[0], loss_sum)
+    expected = -torch.log_softmax(logits, -1)[mask].gather(1, targets[mask][:, None]).sum()
+    assert torch.allclose(loss_sum, expected)
+
+
+def test_uniform_logits_give_log_vocab_per_token_and_sentence_sums() -> None:
+    logits = torch.zeros(2, 4, 8)
+    targets = torch.tensor([[1, 2, 3, 0], [4, 0, 0, 0]])
+    loss_sum, count = masked_cross_entropy(logits, targets, targets != 0, label_smoothing=0.1)
+    assert math.isclose(loss_sum.item() / count.item(), math.log(8), rel_tol=1e-6)
+    assert torch.allclose(sentence_nll(logits, targets, targets != 0), torch.tensor([3, 1]) * math.log(8))
+
+
+def test_metrics() -> None:
+    assert math.isclose(corpus_bleu(["a b c d e"], ["a b c d e"]), 100.0)
+    assert exact_match(["a b ", "c"], ["a b", "d"]) == 50.0

@@ -1,0 +1,27 @@
+# Training image. Default: CUDA build of torch (PyPI's Linux wheels bundle the CUDA runtime).
+#   docker build -t seq2seq .
+#   docker run --gpus all seq2seq device=gpu
+# CPU-only variant:
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t seq2seq:cpu .
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
+
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://pypi.org/simple
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 1000 seq2seq
+WORKDIR /app
+
+# The same install steps as .ci/run: torch pinned first, then the project.
+RUN python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY --chown=seq2seq:seq2seq pyproject.toml README.md ./
+COPY --chown=seq2seq:seq2seq seq2seq ./seq2seq
+RUN python -m pip install -e .
+COPY --chown=seq2seq:seq2seq conf ./conf
+COPY --chown=seq2seq:seq2seq data ./data
+COPY --chown=seq2seq:seq2seq scripts ./scripts
+COPY --chown=seq2seq:seq2seq train.py ./
+
+USER seq2seq
+ENTRYPOINT ["python", "train.py"]

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.precision import rnn_input
 from seq2seq.models.state_init import StateInit
 
 RNNState = Tensor | tuple[Tensor, Tensor]
@@ -26,6 +27,11 @@ class DecoderState:
 
     rnn: RNNState
     feed: Tensor | None
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Keeps the batch rows in `index` (B',) in that order: how beams follow their parents."""
+        rnn = tuple(s.index_select(1, index) for s in self.rnn) if isinstance(self.rnn, tuple) else self.rnn.index_select(1, index)
+        return DecoderState(rnn, None if self.feed is None else self.feed.index_select(0, index))
 
 
 class RecurrentDecoder(nn.Module):
@@ -83,7 +89,7 @@ class RecurrentDecoder(nn.Module):
         """Teacher-forced decoding: embedded (B, T, E) targets -> (B, T, H) outputs."""
         state = self.initial_state(encoded)
         if not self.input_feeding:
-            hidden, _ = self.rnn(self.dropout(embedded), state.rnn)  # (B, T, H)
+            hidden, _ = self.rnn(rnn_input(self.dropout(embedded)), state.rnn)  # (B, T, H)
             return self._attend(hidden, encoded)[0]
         outputs = []
         for t in range(embedded.size(1)):
@@ -96,7 +102,7 @@ class RecurrentDecoder(nn.Module):
         x = self.dropout(embedded)
         if self.input_feeding:
             x = torch.cat([x, state.feed], dim=-1)
-        hidden, rnn_state = self.rnn(x.unsqueeze(1), state.rnn)  # (B, 1, H)
+        hidden, rnn_state = self.rnn(rnn_input(x.unsqueeze(1)), state.rnn)  # (B, 1, H)
         out, weights = self._attend(hidden, encoded)
         out = out.squeeze(1)
         return out, DecoderState(rnn_state, out if self.input_feeding else None), None if weights is None else weights.squeeze(1)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.models.precision import rnn_input
 from seq2seq.padding.recurrence import run_reset_rnn
 
 
@@ -81,7 +82,7 @@ class NaiveStrategy(PaddingStrategy):
     exact = False
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        outputs, state = rnn(x)
+        outputs, state = rnn(rnn_input(x))
         return outputs, last_layer_final(hidden_of(state), rnn)
 
     def key_padding_mask(self, mask: Tensor) -> Tensor | None:
@@ -106,7 +107,7 @@ class MaskingStrategy(PaddingStrategy):
     exact = False  # exact for unidirectional RNNs and the attention encoder only
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        outputs, _ = rnn(x)  # (B, T, D*H)
+        outputs, _ = rnn(rnn_input(x))  # (B, T, D*H)
         hidden = rnn.hidden_size
         last = (lengths.to(x.device) - 1).clamp_min(0)
         forward_final = outputs[torch.arange(x.size(0), device=x.device), last, :hidden]
@@ -120,7 +121,7 @@ class PackingStrategy(PaddingStrategy):
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         # Lengths must be int64 on the CPU; total_length keeps T under data parallelism.
-        packed = pack_padded_sequence(x, lengths.to("cpu", torch.long), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(rnn_input(x), lengths.to("cpu", torch.long), batch_first=True, enforce_sorted=False)
         packed_out, state = rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.size(1))
         return outputs, last_layer_final(hidden_of(state), rnn)  # state is already in batch order

@@ -11,31 +11,12 @@ from torch import nn
 from seq2seq.data.batch import collate
 from seq2seq.models.attention import BahdanauAttention, LuongAttention
 from seq2seq.models.decoder import RecurrentDecoder
-from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.models.search import greedy_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state_init import BridgeInit, LearnedInit, ZeroInit
 from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
 from seq2seq.training.loss import sentence_nll
-
-VOCAB = 20
-ENCODERS = {
-    "bilstm": partial(RecurrentEncoder, partial(nn.LSTM, bidirectional=True), hidden_size=8),
-    "gru": partial(RecurrentEncoder, partial(nn.GRU), hidden_size=8),
-    "attention": partial(SelfAttentionEncoder, hidden_size=8, num_heads=2, num_layers=1, feedforward_size=16),
-}
-EXACT = [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("gru", MaskingStrategy()), ("attention", MaskingStrategy())]
-PAIRS = [(0, [5, 6, 7], [8, 9]), (1, [4] * 11, [9, 10, 11, 12, 13, 14, 15]), (2, [12], [13]), (3, [7, 8, 9, 10, 11, 12], [5, 6, 7])]
-
-
-def build(encoder: str, strategy, decoder_rnn=nn.LSTM, attention=LuongAttention, init=BridgeInit, input_feeding=False) -> Seq2Seq:
-    torch.manual_seed(0)
-    decoder = partial(
-        RecurrentDecoder, partial(decoder_rnn), hidden_size=8, init=init,
-        attention=attention, input_feeding=input_feeding, dropout=0.2,
-    )
-    return Seq2Seq(ENCODERS[encoder], decoder, strategy, VOCAB, VOCAB, embedding_dim=6).eval()
-
+from tests_helpers import ENCODERS, EXACT, PAIRS, VOCAB, build
 
 def nll_alone_and_batched(model: Seq2Seq) -> tuple[torch.Tensor, torch.Tensor]:
     batch = collate(PAIRS)
@@ -88,3 +69,15 @@ def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
         Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=8, tie_embeddings=True)
     with pytest.raises(ValueError, match="share_embeddings=true needs a joint vocabulary"):
         Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB + 1, embedding_dim=6, share_embeddings=True)
+
+
+@pytest.mark.parametrize("strategy", [NaiveStrategy(), MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr)
+@pytest.mark.parametrize("encoder", ["bilstm", "gru", "attention"])
+def test_training_step_is_finite_under_bf16_autocast(encoder, strategy) -> None:
+    model = build(encoder, strategy, input_feeding=True).train()
+    batch = collate(PAIRS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = sentence_nll(model(batch), batch.tgt_out, batch.tgt_mask).sum() / batch.tgt_mask.sum()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -21,3 +21,8 @@ class EncoderOutput:
     memory: Tensor
     final: Tensor
     key_mask: Tensor | None
+
+    def repeat(self, times: int) -> EncoderOutput:
+        """Each sentence `times` times in a row, (B, ...) -> (B*times, ...): one copy per beam."""
+        mask = None if self.key_mask is None else self.key_mask.repeat_interleave(times, dim=0)
+        return EncoderOutput(self.memory.repeat_interleave(times, dim=0), self.final.repeat_interleave(times, dim=0), mask)

@@ -1,0 +1,69 @@
+"""Beam search: greedy at beam 1, batch-invariant, n-best ordered, length-limited, safe in bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.data.batch import collate
+from seq2seq.models.search import beam_search, greedy_search, length_penalty
+from seq2seq.padding import MaskingStrategy, PackingStrategy, StateResetStrategy
+from tests_helpers import PAIRS, build
+
+
+@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("attention", MaskingStrategy()), ("gru", StateResetStrategy())], ids=str)
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_beam_size_one_is_greedy(encoder, strategy, input_feeding) -> None:
+    model = build(encoder, strategy, input_feeding=input_feeding)
+    batch = collate(PAIRS)
+    greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
+    beam = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=1)
+    assert [found[0].tokens for found in beam] == greedy
+
+
+@pytest.mark.parametrize("encoder,strategy", [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+def test_beam_output_and_scores_do_not_depend_on_the_batch(encoder, strategy) -> None:
+    model = build(encoder, strategy, input_feeding=True)
+    batch = collate(PAIRS)
+    together = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=4, n_best=4, alpha=0.6)
+    for pair, found in zip(PAIRS, together):
+        single = collate([pair])
+        alone = beam_search(model, single.src, single.src_lengths, single.src_mask, beam_size=4, n_best=4, alpha=0.6)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in found]
+        assert [h.score for h in alone] == pytest.approx([h.score for h in found], abs=1e-4)
+
+
+def test_n_best_is_ranked_by_normalised_score_and_respects_the_length_limit() -> None:
+    model = build("bilstm", PackingStrategy())
+    batch = collate(PAIRS)
+    found = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=5, n_best=3, average=True, max_len_a=0.5, max_len_b=2)
+    for hypotheses, source_length in zip(found, batch.src_lengths.tolist()):
+        assert len(hypotheses) == 3
+        assert [h.normalized for h in hypotheses] == sorted((h.normalized for h in hypotheses), reverse=True)
+        assert all(len(h.tokens) <= 0.5 * source_length + 2 for h in hypotheses)
+        assert all(h.score <= 0 for h in hypotheses)
+
+
+def test_length_penalties() -> None:
+    lengths = torch.tensor([1, 7])
+    assert torch.equal(length_penalty(lengths, 0.0, average=False), torch.ones(2))
+    assert torch.allclose(length_penalty(lengths, 1.0, average=False), torch.tensor([1.0, 2.0]))
+    assert torch.equal(length_penalty(lengths, 0.0, average=True), torch.tensor([1.0, 7.0]))
+
+
+def test_n_best_cannot_exceed_the_beam() -> None:
+    model = build("gru", PackingStrategy())
+    batch = collate(PAIRS)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=2, n_best=3)
+
+
+@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
+    model = build(encoder, strategy)
+    batch = collate(PAIRS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        found = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=3)
+        greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
+    assert len(found) == len(greedy) == len(PAIRS)
+    assert all(torch.isfinite(torch.tensor(h[0].score)) for h in found)

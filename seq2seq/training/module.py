@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -11,12 +12,13 @@ import torch
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
-from seq2seq.models.search import greedy_search
+from seq2seq.models.search import beam_search, greedy_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.loss import masked_cross_entropy
 from seq2seq.training.metrics import corpus_bleu, exact_match
 
 SPLIT_OF_STAGE = {"val": "valid", "test": "test"}
+log = logging.getLogger(__name__)
 
 
 class Seq2SeqModule(L.LightningModule):
@@ -29,8 +31,10 @@ class Seq2SeqModule(L.LightningModule):
         scheduler: builds the LR scheduler from `optimizer`, or None.
         scheduler_options: Lightning's lr_scheduler settings (monitor, interval, frequency).
         label_smoothing: label smoothing of the training loss.
-        max_len_a: evaluation decoding limit slope (see `greedy_search`).
+        max_len_a: evaluation decoding limit slope (see `beam_search`).
         max_len_b: evaluation decoding limit offset.
+        beam_size: beams for validation and test decoding (1: greedy search, the fast default).
+        num_samples: sample translations printed at each validation.
     """
 
     def __init__(
@@ -43,6 +47,8 @@ class Seq2SeqModule(L.LightningModule):
         label_smoothing: float = 0.0,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
+        beam_size: int = 1,
+        num_samples: int = 3,
     ) -> None:
         super().__init__()
         self.net = net
@@ -51,6 +57,7 @@ class Seq2SeqModule(L.LightningModule):
         self.vocabs = vocabs
         self.label_smoothing = label_smoothing
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.beam_size, self.num_samples = beam_size, num_samples
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
 
@@ -65,7 +72,14 @@ class Seq2SeqModule(L.LightningModule):
     def _evaluation_step(self, batch: Batch) -> None:
         logits = self.net(batch)
         nll, count = masked_cross_entropy(logits, batch.tgt_out, batch.tgt_mask)  # reported loss: real tokens only
-        hypotheses = greedy_search(self.net, batch.src, batch.src_lengths, batch.src_mask, self.max_len_a, self.max_len_b)
+        if self.beam_size == 1:
+            hypotheses = greedy_search(self.net, batch.src, batch.src_lengths, batch.src_mask, self.max_len_a, self.max_len_b)
+        else:
+            found = beam_search(
+                self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size,
+                max_len_a=self.max_len_a, max_len_b=self.max_len_b,
+            )
+            hypotheses = [best[0].tokens for best in found]
         self._eval.append((batch.indices.tolist(), hypotheses, float(nll), int(count)))
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -86,8 +100,10 @@ class Seq2SeqModule(L.LightningModule):
             return
         indices = [i for ids, _, _, _ in outputs for i in ids]
         hypotheses = self.vocabs.tgt.decode([h for _, hyps, _, _ in outputs for h in hyps])
-        references = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text.tgt
-        references = [references[i] for i in indices]
+        text = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text
+        references = [text.tgt[i] for i in indices]
+        if stage == "val":
+            self._print_samples([text.src[i] for i in indices], references, hypotheses)
         loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))
         metrics = {
             f"{stage}/loss": loss,
@@ -97,6 +113,15 @@ class Seq2SeqModule(L.LightningModule):
         }
         # Every rank evaluates the whole split, so the values already agree across ranks.
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
+
+    def _print_samples(self, sources: list[str], references: list[str], hypotheses: list[str]) -> None:
+        """The first few validation sentences (in corpus order) with their current translations."""
+        if self.num_samples <= 0 or not self.trainer.is_global_zero:
+            return
+        lines = [f"sample translations at step {self.global_step}:"]
+        for src, ref, hyp in sorted(zip(sources, references, hypotheses))[: self.num_samples]:
+            lines += [f"  source     {src}", f"  reference  {ref}", f"  hypothesis {hyp}"]
+        log.info("\n".join(lines))
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -1,0 +1,1 @@
+"""Console commands: seq2seq-translate and seq2seq-evaluate."""

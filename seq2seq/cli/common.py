@@ -1,0 +1,61 @@
+"""What the commands share: checkpoint and device options, reading inputs, atomic output, clean errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from seq2seq.data.corpus import CorpusError, read_lines
+from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.inference.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.inference.translator import Translator
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by train.py (self-contained)")
+    parser.add_argument("--beam-size", type=int, default=5, help="beams per sentence; 1 is greedy search (default 5)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
+    parser.add_argument("--alpha", type=float, default=0.0, help="GNMT length penalty exponent (default 0: none)")
+    parser.add_argument("--max-len-a", type=float, default=1.5, help="at most a * source length + b tokens (default a=1.5)")
+    parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+
+
+def load_translator(args: argparse.Namespace) -> Translator:
+    loaded = load_checkpoint(args.checkpoint, args.device)
+    return Translator(loaded.net, loaded.vocabs, args.device, args.batch_size)
+
+
+def search_options(args: argparse.Namespace) -> dict:
+    return {"alpha": args.alpha, "max_len_a": args.max_len_a, "max_len_b": args.max_len_b}
+
+
+def read_input(path: Path | None) -> list[str]:
+    """Lines of `path` (plain or .gz), or of standard input when None."""
+    if path is None:
+        return [line.rstrip("\r\n").strip() for line in sys.stdin]
+    if not path.is_file():
+        raise CorpusError(f"Input file not found: {path}. Check the path, or leave the option out to read standard input.")
+    return read_lines(path)
+
+
+def write_output(path: Path | None, text: str) -> None:
+    """Writes `text` to `path` atomically (never half a file), or to standard output when None."""
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def run_command(main: Callable[[], None]) -> None:
+    """Runs a command; expected failures print one paragraph on stderr and exit 2, not a traceback."""
+    try:
+        main()
+    except (CheckpointError, CorpusError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Using trained checkpoints: loading them and translating or scoring text with them."""

@@ -1,0 +1,57 @@
+"""Rebuilding a model and its vocabularies from a checkpoint alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.data.vocab import Vocab, Vocabs
+from seq2seq.models.seq2seq import Seq2Seq
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or not one of ours; the message says what to do."""
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint's network (eval mode), vocabularies and resolved training config."""
+
+    net: Seq2Seq
+    vocabs: Vocabs
+    config: DictConfig
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Loads a checkpoint written by `train.py`; it needs no run directory, config or vocabulary files.
+
+    Raises:
+        CheckpointError: the file is missing, is not a readable checkpoint, or lacks our metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}. Pass a .ckpt file from a run's checkpoints/ folder.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+            f"The file is corrupted or not a PyTorch checkpoint; use another one (checkpoints/last.ckpt or a best-*.ckpt)."
+        ) from None
+    meta = checkpoint.get("seq2seq") if isinstance(checkpoint, dict) else None
+    if not meta or not meta.get("config") or not meta.get("vocabs"):
+        raise CheckpointError(
+            f"{path} has no seq2seq metadata (config and sentencepiece models): it was not written by this "
+            f"framework's train.py. Use a checkpoint from a seq2seq run directory."
+        )
+    src = Vocab(meta["vocabs"]["src"])
+    vocabs = Vocabs(src, src) if meta["vocabs"]["joint"] else Vocabs(src, Vocab(meta["vocabs"]["tgt"]))
+    config = OmegaConf.create(meta["config"])
+    net: Seq2Seq = instantiate(config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt))
+    weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    net.load_state_dict(weights)
+    return LoadedModel(net.to(device).eval(), vocabs, config)

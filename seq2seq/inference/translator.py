@@ -37,7 +37,7 @@ class Translator:
             yield Batch(**{name: value.to(self.device) for name, value in vars(batch).items()})
 
     def translate(self, lines: list[str], beam_size: int = 5, n_best: int = 1, **search: float) -> list[list[tuple[str, Hypothesis]]]:
-        """Detokenized n-best translations of each line, in input order; an empty line gets [("", ...)].
+        """Detokenized n-best translations of each line, in input order; an empty line gets n_best empty ones.
 
         Args:
             lines: raw source sentences.
@@ -45,7 +45,7 @@ class Translator:
             n_best: hypotheses per line.
             **search: further `beam_search` arguments (alpha, average, max_len_a, max_len_b).
         """
-        results: list[list[tuple[str, Hypothesis]]] = [[("", Hypothesis([], 0.0, 0.0))] for _ in lines]
+        results: list[list[tuple[str, Hypothesis]]] = [[("", Hypothesis([], 0.0, 0.0, 0))] * n_best for _ in lines]
         real = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in real])
         for batch in self._batches(src_ids, [[] for _ in real]):

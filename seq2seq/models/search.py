@@ -11,10 +11,27 @@ from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.models.seq2seq import Seq2Seq
 
 
+@dataclass
+class Hypothesis:
+    """One finished beam.
+
+    Attributes:
+        tokens: target ids without bos and eos.
+        score: sum of the token log-probabilities, eos included (the model score).
+        normalized: `score` after the length penalty: what the n-best list is ranked by.
+        length: tokens scored: `tokens` plus the eos, unless the length limit cut the hypothesis first.
+    """
+
+    tokens: list[int]
+    score: float
+    normalized: float
+    length: int
+
+
 @torch.no_grad()
 def greedy_search(
     model: Seq2Seq, src: Tensor, src_lengths: Tensor, src_mask: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
-) -> list[list[int]]:
+) -> list[Hypothesis]:
     """Greedy decoding of a batch.
 
     Each sentence may produce at most `max_len_a * src_len + max_len_b` tokens, a limit that depends
@@ -28,24 +45,31 @@ def greedy_search(
         max_len_b: length limit offset.
 
     Returns:
-        One list of token ids per sentence, without bos and eos.
+        One hypothesis per sentence: ids without bos and eos, and the sum of their log-probabilities
+        (eos included; `normalized` is the same sum).
     """
     encoded = model.encode(src, src_lengths, src_mask)
     state = model.decoder.initial_state(encoded)
     limits = (max_len_a * src_lengths.to(src.device).float() + max_len_b).long()  # (B,)
-    prev = torch.full_like(src_lengths, BOS_ID, device=src.device)
+    prev = torch.full_like(limits, BOS_ID)
     done = torch.zeros_like(prev, dtype=torch.bool)
+    scores = torch.zeros(prev.shape, device=src.device)
+    lengths = torch.zeros_like(prev)
     tokens: list[Tensor] = []
     for step in range(int(limits.max())):
         logits, state, _ = model.decode_step(prev, state, encoded)
-        token = logits.argmax(-1).masked_fill(done, PAD_ID)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
+        best, token = log_probs.max(dim=-1)
+        scores = scores + best.masked_fill(done, 0.0)
+        lengths = lengths + (~done).long()
+        token = token.masked_fill(done, PAD_ID)
         tokens.append(token)
         done = done | (token == EOS_ID) | (step + 1 >= limits)
         if bool(done.all()):
             break
         prev = token
-    hypotheses = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(src.size(0))]
-    return [trim_at_eos(hyp) for hyp in hypotheses]
+    rows = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(src.size(0))]
+    return [Hypothesis(trim_at_eos(row), score, score, n) for row, score, n in zip(rows, scores.tolist(), lengths.tolist())]
 
 
 def trim_at_eos(ids: list[int]) -> list[int]:
@@ -57,21 +81,6 @@ def trim_at_eos(ids: list[int]) -> list[int]:
         if i != PAD_ID:
             out.append(i)
     return out
-
-
-@dataclass
-class Hypothesis:
-    """One finished beam.
-
-    Attributes:
-        tokens: target ids without bos and eos.
-        score: sum of the token log-probabilities, eos included (the model score).
-        normalized: `score` after the length penalty: what the n-best list is ranked by.
-    """
-
-    tokens: list[int]
-    score: float
-    normalized: float
 
 
 def length_penalty(lengths: Tensor, alpha: float, average: bool) -> Tensor:
@@ -92,6 +101,7 @@ def beam_search(
     average: bool = False,
     max_len_a: float = 1.5,
     max_len_b: int = 10,
+    include_greedy: bool = True,
 ) -> list[list[Hypothesis]]:
     """Batched beam search over the encoder memory.
 
@@ -99,6 +109,10 @@ def beam_search(
     score and extends with pads, so a sentence's result depends neither on the rest of the batch nor on
     when the batch stops (it stops as soon as every beam has ended). With beam_size=1 this is greedy
     search. The length penalty ranks the final beams.
+
+    Plain beam search can prune the greedy path early and end with a lower score than greedy search.
+    With `include_greedy` the greedy hypothesis (about 1/beam_size of the work) competes in the final
+    ranking too, so the best hypothesis never ranks below greedy search's.
 
     Args:
         model: the seq2seq model (eval mode).
@@ -109,6 +123,7 @@ def beam_search(
         average: rank by the average log-probability per token instead.
         max_len_a: per-sentence limit slope: at most max_len_a * src_len + max_len_b tokens.
         max_len_b: per-sentence limit offset.
+        include_greedy: let the greedy hypothesis compete in the final ranking.
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
@@ -140,10 +155,16 @@ def beam_search(
         scores, prev = top.view(-1), token
         if bool(done.all()):
             break
-    normalized = (scores / length_penalty(lengths, alpha, average)).view(batch, beams)
-    order = normalized.argsort(dim=1, descending=True)[:, :n_best]
-    rows, raw, norm = history.tolist(), scores.view(batch, beams).tolist(), normalized.tolist()
-    return [
-        [Hypothesis(trim_at_eos(rows[b * beams + k]), raw[b][k], norm[b][k]) for k in order[b].tolist()]
+    normalized = (scores / length_penalty(lengths, alpha, average)).tolist()
+    rows, raw, counts = history.tolist(), scores.tolist(), lengths.tolist()
+    found = [
+        [Hypothesis(trim_at_eos(rows[i]), raw[i], normalized[i], counts[i]) for i in range(b * beams, (b + 1) * beams)]
         for b in range(batch)
     ]
+    if include_greedy and beams > 1:
+        greedy = greedy_search(model, src, src_lengths, src_mask, max_len_a, max_len_b)
+        for candidates, extra in zip(found, greedy):
+            if all(h.tokens != extra.tokens for h in candidates):
+                extra.normalized = extra.score / float(length_penalty(torch.tensor([extra.length]), alpha, average))
+                candidates.append(extra)
+    return [sorted(candidates, key=lambda h: h.normalized, reverse=True)[:n_best] for candidates in found]

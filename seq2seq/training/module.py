@@ -12,7 +12,7 @@ import torch
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
-from seq2seq.models.search import beam_search, greedy_search
+from seq2seq.models.search import beam_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.loss import masked_cross_entropy
 from seq2seq.training.metrics import corpus_bleu, exact_match
@@ -72,14 +72,10 @@ class Seq2SeqModule(L.LightningModule):
     def _evaluation_step(self, batch: Batch) -> None:
         logits = self.net(batch)
         nll, count = masked_cross_entropy(logits, batch.tgt_out, batch.tgt_mask)  # reported loss: real tokens only
-        if self.beam_size == 1:
-            hypotheses = greedy_search(self.net, batch.src, batch.src_lengths, batch.src_mask, self.max_len_a, self.max_len_b)
-        else:
-            found = beam_search(
-                self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size,
-                max_len_a=self.max_len_a, max_len_b=self.max_len_b,
-            )
-            hypotheses = [best[0].tokens for best in found]
+        found = beam_search(  # beam_size=1 is greedy search
+            self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size, max_len_a=self.max_len_a, max_len_b=self.max_len_b
+        )
+        hypotheses = [best[0].tokens for best in found]
         self._eval.append((batch.indices.tolist(), hypotheses, float(nll), int(count)))
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -103,7 +99,7 @@ class Seq2SeqModule(L.LightningModule):
         text = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text
         references = [text.tgt[i] for i in indices]
         if stage == "val":
-            self._print_samples([text.src[i] for i in indices], references, hypotheses)
+            self._print_samples(indices, [text.src[i] for i in indices], references, hypotheses)
         loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))
         metrics = {
             f"{stage}/loss": loss,
@@ -114,12 +110,12 @@ class Seq2SeqModule(L.LightningModule):
         # Every rank evaluates the whole split, so the values already agree across ranks.
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
 
-    def _print_samples(self, sources: list[str], references: list[str], hypotheses: list[str]) -> None:
+    def _print_samples(self, indices: list[int], sources: list[str], references: list[str], hypotheses: list[str]) -> None:
         """The first few validation sentences (in corpus order) with their current translations."""
         if self.num_samples <= 0 or not self.trainer.is_global_zero:
             return
         lines = [f"sample translations at step {self.global_step}:"]
-        for src, ref, hyp in sorted(zip(sources, references, hypotheses))[: self.num_samples]:
+        for _, src, ref, hyp in sorted(zip(indices, sources, references, hypotheses))[: self.num_samples]:
             lines += [f"  source     {src}", f"  reference  {ref}", f"  hypothesis {hyp}"]
         log.info("\n".join(lines))
 

@@ -18,7 +18,19 @@ def test_beam_size_one_is_greedy(encoder, strategy, input_feeding) -> None:
     batch = collate(PAIRS)
     greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
     beam = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=1)
-    assert [found[0].tokens for found in beam] == greedy
+    assert [found[0].tokens for found in beam] == [h.tokens for h in greedy]
+    assert [found[0].score for found in beam] == pytest.approx([h.score for h in greedy], abs=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ["bilstm", "attention"])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_never_ranks_below_greedy(encoder, alpha) -> None:
+    model = build(encoder, PackingStrategy())
+    batch = collate(PAIRS)
+    greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
+    beam = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=3, alpha=alpha)
+    penalty = length_penalty(torch.tensor([h.length for h in greedy]), alpha, average=False).tolist()
+    assert all(b[0].normalized >= g.score / p - 1e-5 for b, g, p in zip(beam, greedy, penalty))
 
 
 @pytest.mark.parametrize("encoder,strategy", [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)

@@ -45,8 +45,8 @@ def test_naive_sentence_loss_changes_with_padding(encoder) -> None:
 def test_greedy_output_is_the_same_alone_and_in_a_batch(encoder, strategy, decoder_rnn) -> None:
     model = build(encoder, strategy, decoder_rnn=decoder_rnn, input_feeding=True)
     batch = collate(PAIRS)
-    together = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
-    alone = [greedy_search(model, b.src, b.src_lengths, b.src_mask)[0] for b in (collate([p]) for p in PAIRS)]
+    together = [h.tokens for h in greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)]
+    alone = [greedy_search(model, b.src, b.src_lengths, b.src_mask)[0].tokens for b in (collate([p]) for p in PAIRS)]
     assert together == alone
     assert all(len(h) <= 1.5 * n + 10 for h, n in zip(together, batch.src_lengths.tolist()))
 

@@ -1,0 +1,132 @@
+"""seq2seq-translate and seq2seq-evaluate on tiny checkpoints trained in this session."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sacrebleu
+
+from seq2seq.cli.evaluate import main as evaluate_main
+from seq2seq.cli.translate import main as translate_main
+from seq2seq.config import PROJECT_ROOT
+from seq2seq.inference.checkpoint import load_checkpoint
+from seq2seq.inference.translator import Translator
+
+pytestmark = pytest.mark.slow
+
+EXACT = ["packing", "state_reset", "masking_uni", "attention"]
+BUNDLED = PROJECT_ROOT / "data" / "bundled"
+
+
+@pytest.fixture(scope="module")
+def test_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The first 60 test pairs as plain files, with one empty source line (and its reference) at line 4."""
+    folder = tmp_path_factory.mktemp("text")
+    src = gzip.open(BUNDLED / "test.src.gz", "rt").read().splitlines()[:60]
+    ref = gzip.open(BUNDLED / "test.tgt.gz", "rt").read().splitlines()[:60]
+    src[3] = ref[3] = ""
+    (folder / "test.src").write_text("\n".join(src) + "\n")
+    (folder / "test.ref").write_text("\n".join(ref) + "\n")
+    return folder / "test.src", folder / "test.ref"
+
+
+def translate(checkpoint: Path, source: Path, output: Path, *options: str) -> list[str]:
+    translate_main(["--checkpoint", str(checkpoint), "--input", str(source), "--output", str(output), *options])
+    return output.read_text().splitlines()
+
+
+@pytest.mark.parametrize("beam", ["1", "5"])
+@pytest.mark.parametrize("name", EXACT)
+def test_translation_does_not_depend_on_the_batch_size(name, beam, tiny_checkpoint, test_files, tmp_path) -> None:
+    source, _ = test_files
+    one = translate(tiny_checkpoint(name), source, tmp_path / "one.txt", "--beam-size", beam, "--batch-size", "1")
+    many = translate(tiny_checkpoint(name), source, tmp_path / "many.txt", "--beam-size", beam, "--batch-size", "64")
+    assert one == many
+    assert len(one) == 60 and one[3] == ""  # input order kept, the empty line passed through
+
+
+def scores(checkpoint: Path, source: Path, reference: Path, output: Path, batch_size: str) -> list[float]:
+    lines = translate(checkpoint, source, output, "--score", "--reference", str(reference), "--batch-size", batch_size)
+    return [float(line.split("\t")[0]) for line in lines]
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_reference_scores_do_not_depend_on_the_batch_size(name, tiny_checkpoint, test_files, tmp_path) -> None:
+    source, reference = test_files
+    one = scores(tiny_checkpoint(name), source, reference, tmp_path / "one.txt", "1")
+    many = scores(tiny_checkpoint(name), source, reference, tmp_path / "many.txt", "64")
+    assert one == pytest.approx(many, abs=1e-4)
+    assert all(value < 0 for value in one)
+
+
+def test_naive_scores_change_with_the_batch(tiny_checkpoint, test_files, tmp_path) -> None:
+    source, reference = test_files
+    one = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "one.txt", "1")
+    many = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "many.txt", "64")
+    assert max(abs(a - b) for a, b in zip(one, many)) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["packing", "attention"])
+def test_beam_never_scores_below_greedy(name, tiny_checkpoint, test_files) -> None:
+    """Compares the model scores of the token sequences each search produced (not re-tokenised text)."""
+    loaded = load_checkpoint(tiny_checkpoint(name))
+    translator = Translator(loaded.net, loaded.vocabs, batch_size=16)
+    sources = test_files[0].read_text().splitlines()
+    greedy = translator.translate(sources, beam_size=1)
+    beam = translator.translate(sources, beam_size=5)
+    assert all(b[0][1].score >= g[0][1].score - 1e-5 for b, g in zip(beam, greedy))
+    assert sum(b[0][1].score for b in beam) > sum(g[0][1].score for g in greedy)  # and it does search
+
+
+def test_n_best_lists_ranked_hypotheses(tiny_checkpoint, test_files, tmp_path) -> None:
+    source, _ = test_files
+    lines = translate(tiny_checkpoint("packing"), source, tmp_path / "nbest.txt", "--beam-size", "4", "--n-best", "3")
+    assert len(lines) == 60 * 3
+    rows = [line.split("\t") for line in lines]
+    assert [int(r[0]) for r in rows] == [i for i in range(60) for _ in range(3)]
+    for i in range(0, len(rows), 3):
+        scored = [float(r[2]) for r in rows[i : i + 3]]
+        assert scored == sorted(scored, reverse=True)
+
+
+def test_evaluate_bleu_equals_sacrebleu_by_hand_and_a_moved_checkpoint_works(tiny_checkpoint, test_files, tmp_path, capsys) -> None:
+    source, reference = test_files
+    moved = tmp_path / "elsewhere" / "model.ckpt"
+    moved.parent.mkdir()
+    shutil.copy(tiny_checkpoint("packing"), moved)  # no run directory, config or vocabulary beside it
+    hypotheses, report = tmp_path / "hyp.txt", tmp_path / "eval.json"
+    evaluate_main(["--checkpoint", str(moved), "--src", str(source), "--ref", str(reference), "--json", str(report),
+                   "--hypotheses", str(hypotheses), "--beam-size", "3"])
+    result = json.loads(report.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    by_hand = sacrebleu.corpus_bleu(hypotheses.read_text().splitlines(), [reference.read_text().splitlines()])
+    assert result["bleu"] == pytest.approx(by_hand.score)
+    assert result["bleu_signature"].startswith("nrefs:1|") and "chrf" in result and result["sentences"] == 60
+    assert result["length_ratio"] > 0 and 0 <= result["exact_match"] <= 100
+
+
+def test_corrupted_checkpoint_gives_one_clear_error_and_no_output(tiny_checkpoint, test_files, tmp_path) -> None:
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(tiny_checkpoint("packing").read_bytes()[:1000])
+    output = tmp_path / "out.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "seq2seq.cli.translate", "--checkpoint", str(broken), "--input", str(test_files[0]), "--output", str(output)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "Cannot read checkpoint" in done.stderr and "Traceback" not in done.stderr
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("command", ["seq2seq-translate", "seq2seq-evaluate", "seq2seq-train"])
+def test_console_scripts_have_help(command) -> None:
+    executable = shutil.which(command)
+    assert executable, f"{command} is not installed: pip install -e ."
+    done = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and ("usage" in done.stdout.lower() or "Powered by Hydra" in done.stdout)

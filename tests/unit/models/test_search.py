@@ -79,3 +79,18 @@ def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
         greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
     assert len(found) == len(greedy) == len(PAIRS)
     assert all(torch.isfinite(torch.tensor(h[0].score)) for h in found)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+def test_search_on_cuda_in_bf16_matches_its_own_batch_of_one(encoder, strategy) -> None:
+    model = build(encoder, strategy).cuda()
+    batch = collate(PAIRS)
+    cuda = {name: value.cuda() for name, value in vars(batch).items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        found = beam_search(model, cuda["src"], cuda["src_lengths"], cuda["src_mask"], beam_size=3)
+    assert len(found) == len(PAIRS) and all(torch.isfinite(torch.tensor(h[0].score)) for h in found)
+    greedy_cpu = greedy_search(model.cpu(), batch.src, batch.src_lengths, batch.src_mask)
+    model.cuda()
+    greedy_cuda = greedy_search(model, cuda["src"], cuda["src_lengths"], cuda["src_mask"])
+    assert [h.tokens for h in greedy_cuda] == [h.tokens for h in greedy_cpu]  # fp32 on both devices

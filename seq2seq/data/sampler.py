@@ -82,7 +82,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             order = order[torch.argsort(key[order], stable=True)]
         return order.tolist()
 
-    def _cut(self, order: list[int]) -> list[list[int]]:
+    def cut(self, order: list[int]) -> list[list[int]]:
         """Greedy cut: a batch grows while its padded cost stays within the budget."""
         batches: list[list[int]] = []
         batch: list[int] = []
@@ -109,7 +109,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def _draw(self) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        batches = self._cut(self._order(generator))
+        batches = self.cut(self._order(generator))
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)

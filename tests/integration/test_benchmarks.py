@@ -1,0 +1,28 @@
+"""Smoke tests: each benchmark script still runs end to end on tiny settings and writes its JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_pad_fraction_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "pad.json"
+    command = [sys.executable, "benchmarks/pad_fraction.py", "--corpus", "bundled", "--limit", "600",
+               "--budget", "256", "--sentences", "8", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    assert {row["method"] for row in rows} == {"random", "pool sort", "global sort", "ours"}
+    assert len(rows) == 8 and all(0 <= row["pad_fraction"] < 1 for row in rows)
+    by_method = {row["method"]: row["pad_fraction"] for row in rows if row["batching"] == "256 tokens"}
+    assert by_method["ours"] < by_method["random"]
+    assert "ours" in done.stdout

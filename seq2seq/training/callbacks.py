@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from typing import Any
 
 import lightning as L
@@ -14,10 +15,17 @@ class PaddingMonitor(L.Callback):
     """Logs `train/pad_fraction` and `train/tokens_per_sec` every step and keeps run totals.
 
     Throughput counts real target tokens over the time of the training step (forward, backward and
-    optimizer), excluding validation.
+    optimizer), excluding validation. At each epoch end the pad fraction of the epoch is also logged
+    per length bucket, `train/pad_fraction_bucket/LO-HI`, where a batch falls in the bucket of its
+    padded length (the longer side), so that waste on a corpus shows where it comes from.
+
+    Args:
+        bucket_edges: upper bounds (inclusive) of the length buckets; longer batches form a last bucket.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bucket_edges: list[int] = (8, 16, 32, 64, 128)) -> None:
+        self.bucket_edges = sorted(bucket_edges)
+        self._epoch_buckets: dict[int, list[int]] = {}
         self.pad_tokens = 0
         self.all_tokens = 0
         self.tgt_tokens = 0
@@ -33,10 +41,22 @@ class PaddingMonitor(L.Callback):
         self.all_tokens += batch.num_slots
         self.tgt_tokens += batch.num_tgt_tokens
         self.step_seconds += seconds
+        bucket = self._epoch_buckets.setdefault(bisect_left(self.bucket_edges, max(batch.src.size(1), batch.tgt_out.size(1))), [0, 0])
+        bucket[0] += batch.num_slots - batch.num_real_tokens
+        bucket[1] += batch.num_slots
         pl_module.log_dict(
             {"train/pad_fraction": batch.pad_fraction, "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9)},
             batch_size=len(batch),
         )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        buckets, self._epoch_buckets = self._epoch_buckets, {}
+        pl_module.log_dict({f"train/pad_fraction_bucket/{self.bucket_name(i)}": pad / total for i, (pad, total) in sorted(buckets.items())})
+
+    def bucket_name(self, index: int) -> str:
+        """"1-8", "9-16", ..., "129+" for the default edges."""
+        low = 1 if index == 0 else self.bucket_edges[index - 1] + 1
+        return f"{low}-{self.bucket_edges[index]}" if index < len(self.bucket_edges) else f"{low}+"
 
     def summary(self) -> dict[str, float]:
         """Run-level pad fraction and throughput (token-weighted, not a mean of per-step values)."""

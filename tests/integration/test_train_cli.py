@@ -49,7 +49,7 @@ def test_every_encoder_and_strategy_trains_and_reports(encoder: str, strategy: s
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "spm.joint.model").is_file()
     assert f"_target_: seq2seq.padding.{type_name(strategy)}" in (run_dir / "config.yaml").read_text()
-    assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert "train/pad_fraction_bucket/" in (run_dir / "csv" / "metrics.csv").read_text()
 
 
 def type_name(strategy: str) -> str:

@@ -26,3 +26,13 @@ def test_pad_fraction_benchmark(tmp_path: Path) -> None:
     by_method = {row["method"]: row["pad_fraction"] for row in rows if row["batching"] == "256 tokens"}
     assert by_method["ours"] < by_method["random"]
     assert "ours" in done.stdout
+
+
+def test_drift_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "drift.json"
+    command = [sys.executable, "benchmarks/drift.py", "--batches", "1", "--batch-size", "3", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {(row["encoder"], row["strategy"]): row for row in json.loads(out.read_text())}
+    assert len(rows) == 20
+    assert rows[("lstm (bi)", "packing")]["final_drift"] < 1e-5 < rows[("lstm (bi)", "naive")]["final_drift"]

@@ -33,6 +33,10 @@ class Batch:
     tgt_lengths: Tensor
     indices: Tensor
 
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch with every tensor on `device`."""
+        return Batch(**{name: value.to(device) for name, value in vars(self).items()})
+
     @property
     def tgt_mask(self) -> Tensor:
         """(B, T) bool, True at real target positions."""

@@ -112,7 +112,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = self.cut(self._order(generator))
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        usable = len(batches) - len(batches) % self.num_replicas  # equal batch counts on every rank
         return batches[self.rank : usable : self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -33,8 +33,7 @@ class Translator:
         order = sorted(range(len(src_ids)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = collate([(i, src_ids[i], tgt_ids[i]) for i in chunk])
-            yield Batch(**{name: value.to(self.device) for name, value in vars(batch).items()})
+            yield collate([(i, src_ids[i], tgt_ids[i]) for i in chunk]).to(self.device)
 
     def translate(self, lines: list[str], beam_size: int = 5, n_best: int = 1, **search: float) -> list[list[tuple[str, Hypothesis]]]:
         """Detokenized n-best translations of each line, in input order; an empty line gets n_best empty ones.

@@ -21,3 +21,8 @@ def test_pad_fraction_counts_both_sides() -> None:
     # source 8 slots, 6 real; target 8 slots, 6 real
     assert batch.pad_fraction == 4 / 16
     assert batch.num_tgt_tokens == 6
+
+
+def test_to_moves_every_tensor() -> None:
+    batch = collate([(0, [7, 8], [9])]).to("meta")
+    assert all(value.device.type == "meta" for value in vars(batch).values())

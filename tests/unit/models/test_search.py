@@ -86,11 +86,11 @@ def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
 def test_search_on_cuda_in_bf16_matches_its_own_batch_of_one(encoder, strategy) -> None:
     model = build(encoder, strategy).cuda()
     batch = collate(PAIRS)
-    cuda = {name: value.cuda() for name, value in vars(batch).items()}
+    cuda = batch.to("cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        found = beam_search(model, cuda["src"], cuda["src_lengths"], cuda["src_mask"], beam_size=3)
+        found = beam_search(model, cuda.src, cuda.src_lengths, cuda.src_mask, beam_size=3)
     assert len(found) == len(PAIRS) and all(torch.isfinite(torch.tensor(h[0].score)) for h in found)
     greedy_cpu = greedy_search(model.cpu(), batch.src, batch.src_lengths, batch.src_mask)
     model.cuda()
-    greedy_cuda = greedy_search(model, cuda["src"], cuda["src_lengths"], cuda["src_mask"])
+    greedy_cuda = greedy_search(model, cuda.src, cuda.src_lengths, cuda.src_mask)
     assert [h.tokens for h in greedy_cuda] == [h.tokens for h in greedy_cpu]  # fp32 on both devices

@@ -36,3 +36,14 @@ def test_drift_benchmark(tmp_path: Path) -> None:
     rows = {(row["encoder"], row["strategy"]): row for row in json.loads(out.read_text())}
     assert len(rows) == 20
     assert rows[("lstm (bi)", "packing")]["final_drift"] < 1e-5 < rows[("lstm (bi)", "naive")]["final_drift"]
+
+
+def test_throughput_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    command = [sys.executable, "benchmarks/throughput.py", "--encoders", "gru", "--steps", "2", "--warmup", "1",
+               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["bucketed"]["tokens_per_sec"] > 0 and row["random"]["tokens_per_sec"] > 0
+    assert row["bucketed"]["pad_fraction"] < row["random"]["pad_fraction"]

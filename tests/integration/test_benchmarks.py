@@ -47,3 +47,14 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
     (row,) = json.loads(out.read_text())
     assert row["bucketed"]["tokens_per_sec"] > 0 and row["random"]["tokens_per_sec"] > 0
     assert row["bucketed"]["pad_fraction"] < row["random"]["pad_fraction"]
+
+
+def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
+    out = tmp_path / "padded.json"
+    command = [sys.executable, "benchmarks/padded_eval.py", "--checkpoint", str(tiny_checkpoint("packing")),
+               str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    exact, naive = json.loads(out.read_text())
+    assert exact["pad_random"] > exact["pad_sorted"]
+    assert exact["changed_lines"] == 0  # packing: the batch does not matter

@@ -17,14 +17,13 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_parallel
 from seq2seq.data.vocab import atomic_write_bytes
-from seq2seq.inference.checkpoint import load_checkpoint
+from seq2seq.inference.checkpoint import LoadedModel, load_checkpoint
 from seq2seq.models.search import greedy_search
 from seq2seq.training.metrics import corpus_bleu
 
 
-def decode(checkpoint: Path, sources: list[str], order: list[int], batch_size: int) -> tuple[list[str], float]:
+def decode(loaded: LoadedModel, sources: list[str], order: list[int], batch_size: int) -> tuple[list[str], float]:
     """Greedy translations in input order, decoding batches cut from `order`, and their pad fraction."""
-    loaded = load_checkpoint(checkpoint)
     ids = loaded.vocabs.src.encode(sources)
     hypotheses: list[list[int]] = [[] for _ in sources]
     slots = real = 0
@@ -53,8 +52,9 @@ def main() -> None:
     rows = []
     print(f"{'checkpoint':<60} {'BLEU sorted':>11} {'BLEU random':>11} {'source pad % (s / r)':>21}")
     for checkpoint in args.checkpoint:
-        sorted_hyps, sorted_pad = decode(checkpoint, sources, by_length, args.batch_size)
-        random_hyps, random_pad = decode(checkpoint, sources, shuffled, args.batch_size)
+        loaded = load_checkpoint(checkpoint)
+        sorted_hyps, sorted_pad = decode(loaded, sources, by_length, args.batch_size)
+        random_hyps, random_pad = decode(loaded, sources, shuffled, args.batch_size)
         row = {"checkpoint": str(checkpoint), "bleu_sorted": corpus_bleu(sorted_hyps, references), "bleu_random": corpus_bleu(random_hyps, references),
                "pad_sorted": sorted_pad, "pad_random": random_pad, "changed_lines": sum(a != b for a, b in zip(sorted_hyps, random_hyps))}
         rows.append(row)

@@ -1,14 +1,13 @@
 """Padding strategies: one small object decides how pads are treated in the encoder, attention and loss.
 
-Encoders, decoders and the loss call the strategy and never ask which one it is. `exact` says
-whether a sentence gets the same result alone as inside any right-padded batch; the invariance
-tests hold every strategy that claims it to that promise.
+Encoders, decoders and the loss call the strategy and never ask which one it is. Each class says in
+its docstring whether a sentence gets the same result alone as inside any right-padded batch;
+tests/unit/padding/test_strategies.py holds each claim (and each documented exception) to account.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -37,8 +36,6 @@ def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
 
 class PaddingStrategy(ABC):
     """How pads are handled. Subclasses implement `run_rnn`; masking hooks default to "mask pads"."""
-
-    exact: ClassVar[bool] = True
 
     @abstractmethod
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,8 +76,6 @@ class NaiveStrategy(PaddingStrategy):
     attends to pads, and the loss trains the model to predict pads.
     """
 
-    exact = False
-
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         outputs, state = rnn(rnn_input(x))
         return outputs, last_layer_final(hidden_of(state), rnn)
@@ -101,10 +96,8 @@ class MaskingStrategy(PaddingStrategy):
     The forward direction's final state is gathered at each sentence's true last step, so a
     unidirectional RNN is exact. A bidirectional RNN's backward direction starts at the last
     padded position and reads the pads before the sentence: its states differ from those of the
-    sentence alone at every position, which is why `exact` is False here (see the tests).
+    sentence alone at every position (asserted by the tests).
     """
-
-    exact = False  # exact for unidirectional RNNs and the attention encoder only
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         outputs, _ = rnn(rnn_input(x))  # (B, T, D*H)

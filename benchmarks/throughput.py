@@ -13,49 +13,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import open_dict
-
-from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
-from seq2seq.data.vocab import atomic_write_bytes
-from seq2seq.training.loss import masked_cross_entropy
+from common import RESULTS, build, time_training, write_json
 
 
 def tokens_per_second(overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
-    """Trains `warmup + steps` steps and returns throughput and pad fraction over the timed steps."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(config_name="train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(PROJECT_ROOT / "outputs" / "benchmark")
-    torch.manual_seed(cfg.seed)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
-    module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs)
-    net, optimizer = module.net.train(), module.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    loader = itertools.cycle(datamodule.train_dataloader())
-    tokens = slots = pads = 0
-    seconds = 0.0
-    for step in range(warmup + steps):
-        batch = next(loader)
-        start = time.perf_counter()
-        loss_sum, count = masked_cross_entropy(net(batch), batch.tgt_out, net.strategy.loss_mask(batch.tgt_mask))
-        optimizer.zero_grad()
-        (loss_sum / count.clamp_min(1)).backward()
-        optimizer.step()
-        if step >= warmup:
-            seconds += time.perf_counter() - start
-            tokens += batch.num_tgt_tokens
-            slots += batch.num_slots
-            pads += batch.num_slots - batch.num_real_tokens
-    return {"tokens_per_sec": tokens / seconds, "pad_fraction": pads / slots, "seconds": seconds}
+    """Trains `warmup + steps` steps of the configured run; throughput over the timed steps."""
+    _, datamodule, module = build(overrides)
+    batches = itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + steps)
+    return time_training(module, batches, warmup)
 
 
 def main() -> None:
@@ -66,9 +34,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for every run")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "throughput.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args()
-    register_resolvers()
     torch.set_num_threads(args.threads)
     rows = []
     print(f"{'encoder':<10} {'bucketed tok/s':>15} {'random tok/s':>13} {'ratio':>6} {'pad % (b / r)':>14}")
@@ -80,8 +47,7 @@ def main() -> None:
         rows.append({"encoder": encoder, "strategy": args.strategy, "threads": args.threads, "bucketed": bucketed, "random": shuffled, "ratio": ratio})
         print(f"{encoder:<10} {bucketed['tokens_per_sec']:>15,.0f} {shuffled['tokens_per_sec']:>13,.0f} {ratio:>6.2f} "
               f"{100 * bucketed['pad_fraction']:>6.1f} / {100 * shuffled['pad_fraction']:.1f}")
-    atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
 from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -66,19 +65,26 @@ class Batch:
         return 1.0 - self.num_real_tokens / self.num_slots if self.num_slots else 0.0
 
 
+def padded(rows: list[list[int]]) -> Tensor:
+    """(B, max length) int64 tensor of `rows`, right-padded with PAD_ID, built in one call."""
+    width = max(map(len, rows), default=0)
+    return torch.tensor([row + [PAD_ID] * (width - len(row)) for row in rows], dtype=torch.long)
+
+
 def collate(pairs: list[tuple[int, list[int], list[int]]]) -> Batch:
-    """Pads `(index, src_ids, tgt_ids)` triples into a `Batch`; adds eos to sources and bos/eos to targets."""
+    """Pads `(index, src_ids, tgt_ids)` triples into a `Batch`; adds eos to sources and bos/eos to targets.
+
+    Rows are padded as Python lists and converted once: one tensor per sentence and `pad_sequence`
+    cost three times as much (benchmarks/README.md, profile of the training step).
+    """
     indices = torch.tensor([index for index, _, _ in pairs], dtype=torch.long)
-    src = [torch.tensor(s + [EOS_ID], dtype=torch.long) for _, s, _ in pairs]
-    tgt_in = [torch.tensor([BOS_ID] + t, dtype=torch.long) for _, _, t in pairs]
-    tgt_out = [torch.tensor(t + [EOS_ID], dtype=torch.long) for _, _, t in pairs]
-    src_padded = pad_sequence(src, batch_first=True, padding_value=PAD_ID)
+    src = padded([s + [EOS_ID] for _, s, _ in pairs])
     return Batch(
-        src=src_padded,
-        src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
-        src_mask=src_padded != PAD_ID,
-        tgt_in=pad_sequence(tgt_in, batch_first=True, padding_value=PAD_ID),
-        tgt_out=pad_sequence(tgt_out, batch_first=True, padding_value=PAD_ID),
-        tgt_lengths=torch.tensor([len(t) for t in tgt_out], dtype=torch.long),
+        src=src,
+        src_lengths=torch.tensor([len(s) + 1 for _, s, _ in pairs], dtype=torch.long),
+        src_mask=src != PAD_ID,
+        tgt_in=padded([[BOS_ID] + t for _, _, t in pairs]),
+        tgt_out=padded([t + [EOS_ID] for _, _, t in pairs]),
+        tgt_lengths=torch.tensor([len(t) + 1 for _, _, t in pairs], dtype=torch.long),
         indices=indices,
     )

@@ -61,11 +61,15 @@ class Seq2SeqModule(L.LightningModule):
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """Teacher-forced loss per counted target token (which tokens count is the strategy's call)."""
         logits = self.net(batch)  # (B, T, V)
         counted = self.net.strategy.loss_mask(batch.tgt_mask)
         loss_sum, count = masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
-        loss = loss_sum / count.clamp_min(1)
+        return loss_sum / count.clamp_min(1)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         return loss
 

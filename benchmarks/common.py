@@ -1,0 +1,76 @@
+"""What the benchmark scripts share: building the configured data and model, and timing training steps.
+
+The scripts run from the repository root (`python benchmarks/NAME.py`), so this module is importable
+as `common`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
+from seq2seq.data.batch import Batch
+from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.training.module import Seq2SeqModule
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+
+
+def build(overrides: list[str]) -> tuple[DictConfig, TranslationDataModule, Seq2SeqModule]:
+    """The training config with `overrides`, its prepared DataModule and a freshly seeded model."""
+    register_resolvers()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(PROJECT_ROOT / "outputs" / "benchmark")
+    torch.manual_seed(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
+    module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs)
+    return cfg, datamodule, module
+
+
+def optimizer_of(module: Seq2SeqModule) -> torch.optim.Optimizer:
+    configured = module.configure_optimizers()
+    return configured["optimizer"] if isinstance(configured, dict) else configured
+
+
+def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) -> dict[str, float]:
+    """Trains on `batches` (the first `warmup` untimed); throughput over the timed ones.
+
+    Returns:
+        tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps.
+    """
+    module.train()
+    optimizer = optimizer_of(module)
+    tokens = slots = pads = steps = 0
+    seconds = 0.0
+    for step, batch in enumerate(batches):
+        start = time.perf_counter()
+        loss = module.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= warmup:
+            seconds += time.perf_counter() - start
+            steps += 1
+            tokens += batch.num_tgt_tokens
+            slots += batch.num_slots
+            pads += batch.num_slots - batch.num_real_tokens
+    return {"tokens_per_sec": tokens / seconds, "pad_fraction": pads / slots, "seconds": seconds, "steps": steps}
+
+
+def write_json(path: Path, payload: object) -> None:
+    """Writes `payload` atomically (temp file, then rename)."""
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+    print(f"wrote {path}")

@@ -1,0 +1,67 @@
+"""Where a training step spends its time: the torch profiler over real bucketed training steps.
+
+Runs the configured model (default: the default run) for a few warm-up steps, then profiles
+`--steps` full steps (collate included: batches are drawn from the DataLoader inside the profiled
+region) and prints the operators by self CPU time. The JSON keeps the top operators and the
+step time, so a change can be compared before and after.
+
+    python benchmarks/profile_step.py                                # writes results/profile_step.json
+    python benchmarks/profile_step.py --overrides strategy=state_reset --out /tmp/profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import torch
+from common import RESULTS, build, optimizer_of, write_json
+from torch.profiler import ProfilerActivity, profile, record_function
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--top", type=int, default=15, help="operators to print and keep")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides of the profiled run")
+    parser.add_argument("--out", type=Path, default=RESULTS / "profile_step.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    _, datamodule, module = build(args.overrides)
+    module.train()
+    optimizer = optimizer_of(module)
+    loader = iter(itertools.cycle(datamodule.train_dataloader()))
+
+    def step() -> None:
+        with record_function("collate"):
+            batch = next(loader)
+        with record_function("forward"):
+            loss = module.training_loss(batch)
+        optimizer.zero_grad()
+        with record_function("backward"):
+            loss.backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(args.steps):
+            step()
+    step_ms = 1000 * (time.perf_counter() - start) / args.steps
+    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+    phases = {e.key: e.cpu_time_total / 1000 / args.steps for e in events if e.key in ("collate", "forward", "backward")}
+    print(f"step {step_ms:.1f} ms (profiled); per step: " + ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items()))
+    top = [{"op": e.key, "self_cpu_ms_per_step": e.self_cpu_time_total / 1000 / args.steps, "calls_per_step": e.count / args.steps,
+            "share": e.self_cpu_time_total / total} for e in events if not e.key.startswith(("collate", "forward", "backward"))][: args.top]
+    write_json(args.out, {"overrides": args.overrides, "threads": args.threads, "step_ms": step_ms, "phases_ms": phases, "top_ops": top})
+
+
+if __name__ == "__main__":
+    main()

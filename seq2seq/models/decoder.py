@@ -92,8 +92,8 @@ class RecurrentDecoder(nn.Module):
             hidden, _ = self.rnn(rnn_input(self.dropout(embedded)), state.rnn)  # (B, T, H)
             return self._attend(hidden, encoded)[0]
         outputs = []
-        for t in range(embedded.size(1)):
-            out, state, _ = self.step(embedded[:, t], state, encoded)
+        for embedded_t in embedded.unbind(1):  # not embedded[:, t]: its backward zero-fills (B, T, E) per step
+            out, state, _ = self.step(embedded_t, state, encoded)
             outputs.append(out)
         return torch.stack(outputs, dim=1)
 

@@ -1,7 +1,9 @@
 """An RNN step loop that updates the state only at real tokens (the `state_reset` strategy).
 
 The input projections of all time steps are computed in one matrix product; only the recurrent
-product runs step by step. The cell equations are PyTorch's own, on the module's own weights.
+product runs step by step. The two directions of a bidirectional layer step together: the backward
+direction reads the time-reversed input, and one batched matrix product serves both, which halves
+the Python-level steps. The cell equations are PyTorch's own, on the module's own weights.
 """
 
 from __future__ import annotations
@@ -12,63 +14,72 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# A cell maps (input projection x W_ih + b_ih, state, W_hh, b_hh) to the new (hidden, cell) pair.
-Cell = Callable[[Tensor, Tensor, Tensor | None, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
+# A cell maps (input projection x W_ih + b_ih, hidden projection h W_hh + b_hh, h, c) to the new
+# (hidden, cell) pair. Every tensor is (D, B, ...): directions first.
+Cell = Callable[[Tensor, Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
 
 
-def lstm_cell(gates_x: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
-    i, f, g, o = (gates_x + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)  # PyTorch's gate order
+def lstm_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+    i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)  # PyTorch's gate order
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
 
 
-def gru_cell(gates_x: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, None]:
+def gru_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
     x_r, x_z, x_n = gates_x.chunk(3, dim=-1)
-    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
     r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
     return (1 - z) * n + z * h, None
 
 
-def tanh_cell(gates_x: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, None]:
-    return torch.tanh(gates_x + F.linear(h, w_hh, b_hh)), None
+def tanh_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
+    return torch.tanh(gates_x + gates_h), None
 
 
-def relu_cell(gates_x: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, None]:
-    return torch.relu(gates_x + F.linear(h, w_hh, b_hh)), None
+def relu_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
+    return torch.relu(gates_x + gates_h), None
 
 
 CELLS: dict[str, Cell] = {"LSTM": lstm_cell, "GRU": gru_cell, "RNN_TANH": tanh_cell, "RNN_RELU": relu_cell}
 
 
-def run_direction(cell: Cell, x: Tensor, mask: Tensor, weights: list[Tensor | None], reverse: bool, with_c: bool) -> tuple[Tensor, Tensor]:
-    """One layer, one direction.
+def run_layer(cell: Cell, x: Tensor, mask: Tensor, weights: list[list[Tensor | None]], with_c: bool) -> tuple[Tensor, Tensor]:
+    """One layer, all its directions at once.
 
     Args:
         cell: one of `CELLS`.
         x: (B, T, I) layer input.
         mask: (B, T) bool, True at real tokens.
-        weights: [w_ih, w_hh, b_ih, b_hh] of this layer and direction.
-        reverse: run from the last position to the first.
+        weights: per direction (forward first), [w_ih, w_hh, b_ih, b_hh].
         with_c: the cell carries a memory cell (LSTM).
 
     Returns:
-        outputs (B, T, H), zero at pads, and the final hidden state (B, H).
+        outputs (B, T, D*H), zero at pads, and the final hidden states (B, D*H), directions concatenated.
     """
-    w_ih, w_hh, b_ih, b_hh = weights
-    gates_x = F.linear(x, w_ih, b_ih)  # (B, T, G*H): all input projections at once
-    batch, steps = x.shape[:2]
-    h = x.new_zeros(batch, w_hh.size(1))
+    # Direction d reads time reversed when d == 1; flipping its projections and mask lets one loop
+    # over t serve both directions.
+    gates_x = torch.stack([F.linear(x, w_ih, b_ih).flip(1) if d else F.linear(x, w_ih, b_ih)
+                           for d, (w_ih, _, b_ih, _) in enumerate(weights)])  # (D, B, T, G)
+    keep = torch.stack([mask.flip(1) if d else mask for d in range(len(weights))]).unsqueeze(-1)  # (D, B, T, 1)
+    w_hh_t = torch.stack([w[1] for w in weights]).transpose(1, 2)  # (D, H, G)
+    b_hh = None if weights[0][3] is None else torch.stack([w[3] for w in weights]).unsqueeze(1)  # (D, 1, G)
+    directions, batch = gates_x.shape[:2]
+    h = x.new_zeros(directions, batch, w_hh_t.size(1))
     c = torch.zeros_like(h) if with_c else None
-    outputs: list[Tensor] = [h] * steps
-    keep = mask.unsqueeze(-1)  # (B, T, 1)
-    for t in reversed(range(steps)) if reverse else range(steps):
-        h_new, c_new = cell(gates_x[:, t], h, c, w_hh, b_hh)
-        h = torch.where(keep[:, t], h_new, h)
+    outputs: list[Tensor] = []
+    # unbind, not indexing per step: the backward of `gates_x[:, :, t]` zero-fills a full-size
+    # gradient at every step (quadratic in T; it was the largest cost in the profile).
+    for gates_x_t, keep_t in zip(gates_x.unbind(2), keep.unbind(2), strict=True):
+        gates_h = torch.bmm(h, w_hh_t) if b_hh is None else torch.baddbmm(b_hh, h, w_hh_t)
+        h_new, c_new = cell(gates_x_t, gates_h, h, c)
+        h = torch.where(keep_t, h_new, h)
         if with_c:
-            c = torch.where(keep[:, t], c_new, c)
-        outputs[t] = h
-    return torch.stack(outputs, dim=1) * keep, h
+            c = torch.where(keep_t, c_new, c)
+        outputs.append(h)
+    stacked = torch.stack(outputs, dim=2) * keep  # (D, B, T, H)
+    per_direction = [stacked[d].flip(1) if d else stacked[d] for d in range(directions)]
+    return torch.cat(per_direction, dim=-1), torch.cat(list(h), dim=-1)
 
 
 def run_reset_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -89,17 +100,14 @@ def run_reset_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Ten
         raise ValueError("state_reset expects a batch_first RNN")
     cell = CELLS[rnn.mode]
     directions = 2 if rnn.bidirectional else 1
-    layer_input, finals = x, []
+    layer_input, final = x, x
     for layer in range(rnn.num_layers):
-        outputs, finals = [], []
+        weights = []
         for direction in range(directions):
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
             names = [f"weight_ih{suffix}", f"weight_hh{suffix}", f"bias_ih{suffix}", f"bias_hh{suffix}"]
-            weights = [getattr(rnn, name, None) for name in names]
-            out, final = run_direction(cell, layer_input, mask, weights, reverse=bool(direction), with_c=rnn.mode == "LSTM")
-            outputs.append(out)
-            finals.append(final)
-        layer_input = torch.cat(outputs, dim=-1)
+            weights.append([getattr(rnn, name, None) for name in names])
+        layer_input, final = run_layer(cell, layer_input, mask, weights, with_c=rnn.mode == "LSTM")
         if layer < rnn.num_layers - 1:  # nn.RNNBase applies dropout between layers only
             layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
-    return layer_input, torch.cat(finals, dim=-1)
+    return layer_input, final

@@ -58,3 +58,28 @@ def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
     exact, naive = json.loads(out.read_text())
     assert exact["pad_random"] > exact["pad_sorted"]
     assert exact["changed_lines"] == 0  # packing: the batch does not matter
+
+
+def test_strategy_cost_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "cost.json"
+    command = [sys.executable, "benchmarks/strategy_cost.py", "--encoders", "lstm", "--batches", "2", "--warmup", "1",
+               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {row["strategy"]: row for row in json.loads(out.read_text())}
+    assert set(rows) == {"naive", "masking", "packing", "state_reset"}
+    assert rows["packing"]["forward_vs_packing"] == 1.0
+    assert all(row["encoder_forward_backward_ms"] > 0 and row["tokens_per_sec"] > 0 for row in rows.values())
+
+
+def test_profile_step_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    command = [sys.executable, "benchmarks/profile_step.py", "--steps", "2", "--warmup", "1", "--threads", "1",
+               "--overrides", "debug=tiny", "--out", str(out)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    profile = json.loads(out.read_text())
+    assert set(profile["phases_ms"]) == {"collate", "forward", "backward"} and profile["step_ms"] > 0
+    times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]
+    assert times and times == sorted(times, reverse=True)
+    assert any(op["op"].startswith("aten::") for op in profile["top_ops"])

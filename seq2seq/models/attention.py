@@ -59,7 +59,11 @@ class LuongAttention(Attention):
         self.key_proj = nn.Linear(key_size, query_size, bias=False) if score == "general" else nn.Identity()
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(query, self.key_proj(keys).transpose(1, 2))
+        if isinstance(self.key_proj, nn.Identity):
+            return torch.bmm(query, keys.transpose(1, 2))
+        # q^T (W k) computed as (q^T W) k: the query side is projected, so a decoding step costs
+        # (B, Hq) x (Hq, Hk) instead of re-projecting every key, (B, S, Hk) x (Hk, Hq), at every step.
+        return torch.bmm(torch.matmul(query, self.key_proj.weight), keys.transpose(1, 2))
 
 
 class BahdanauAttention(Attention):

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.precision import rnn_input
 from seq2seq.models.state_init import StateInit
+from seq2seq.padding.recurrence import CELLS
 
 RNNState = Tensor | tuple[Tensor, Tensor]
 
@@ -91,18 +93,52 @@ class RecurrentDecoder(nn.Module):
         if not self.input_feeding:
             hidden, _ = self.rnn(rnn_input(self.dropout(embedded)), state.rnn)  # (B, T, H)
             return self._attend(hidden, encoded)[0]
+        # Input feeding: the embedding's share of the first layer's input projection is computed for
+        # all steps at once; only the fed-back output's share runs step by step.
         outputs = []
-        for embedded_t in embedded.unbind(1):  # not embedded[:, t]: its backward zero-fills (B, T, E) per step
-            out, state, _ = self.step(embedded_t, state, encoded)
+        for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(1):  # unbind: no per-step zero-filled grads
+            out, state, _ = self._step_from_gates(gates_t, state, encoded)
             outputs.append(out)
         return torch.stack(outputs, dim=1)
 
+    def _embedding_gates(self, x: Tensor) -> Tensor:
+        """(..., E) embedded targets -> their part of the first RNN layer's input projection, bias included."""
+        return F.linear(x, self.rnn.weight_ih_l0[:, : x.size(-1)], self.rnn.bias_ih_l0 if self.rnn.bias else None)
+
+    def _rnn_step(self, gates_in: Tensor, feed: Tensor | None, state: RNNState) -> tuple[Tensor, RNNState]:
+        """One time step of every RNN layer -> top hidden (B, H) and the new state.
+
+        Runs PyTorch's cell equations on the module's own weights: for a single step this is several
+        times faster on the CPU than calling the fused kernel, whose per-call cost dominates.
+
+        Args:
+            gates_in: (B, G) the embedded input's share of the first layer's input projection.
+            feed: (B, H) the previous attentional output when input feeding, else None.
+            state: the RNN state before the step.
+        """
+        h_all, c_all = state if isinstance(state, tuple) else (state, None)
+        cell = CELLS[self.rnn.mode]
+        hs, cs = [], []
+        for layer in range(self.rnn.num_layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}", None), getattr(self.rnn, f"bias_hh_l{layer}", None)
+            if layer == 0:
+                gates_x = gates_in if feed is None else gates_in + F.linear(feed, w_ih[:, w_ih.size(1) - feed.size(-1) :])
+            else:
+                gates_x = F.linear(x, w_ih, b_ih)
+            h, c = cell(gates_x, F.linear(h_all[layer], w_hh, b_hh), h_all[layer], None if c_all is None else c_all[layer])
+            hs.append(h)
+            cs.append(c)
+            x = F.dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
+        h_new = torch.stack(hs)
+        return h, (h_new, torch.stack(cs)) if c_all is not None else h_new
+
     def step(self, embedded: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: embedded (B, E) -> output (B, H), new state, attention weights (B, S) or None."""
-        x = self.dropout(embedded)
-        if self.input_feeding:
-            x = torch.cat([x, state.feed], dim=-1)
-        hidden, rnn_state = self.rnn(rnn_input(x.unsqueeze(1)), state.rnn)  # (B, 1, H)
-        out, weights = self._attend(hidden, encoded)
+        return self._step_from_gates(self._embedding_gates(self.dropout(embedded)), state, encoded)
+
+    def _step_from_gates(self, gates_in: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+        hidden, rnn_state = self._rnn_step(gates_in, state.feed, state.rnn)
+        out, weights = self._attend(hidden.unsqueeze(1), encoded)
         out = out.squeeze(1)
         return out, DecoderState(rnn_state, out if self.input_feeding else None), None if weights is None else weights.squeeze(1)

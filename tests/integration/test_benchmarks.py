@@ -83,3 +83,12 @@ def test_profile_step_benchmark(tmp_path: Path) -> None:
     times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]
     assert times and times == sorted(times, reverse=True)
     assert any(op["op"].startswith("aten::") for op in profile["top_ops"])
+
+
+def test_plots_from_committed_results(tmp_path: Path) -> None:
+    command = [sys.executable, "benchmarks/plots.py", "--docs", str(tmp_path)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("pad_fraction.png", "tokens_per_sec.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.tmp.png"))

@@ -1,0 +1,87 @@
+"""Draws the README's figures from the benchmark JSON: pad fraction per batching method, tokens/s per strategy.
+
+    python benchmarks/plots.py            # reads benchmarks/results/*.json, writes docs/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from common import RESULTS  # noqa: E402
+
+from seq2seq.config import PROJECT_ROOT  # noqa: E402
+
+METHODS = ["random", "pool sort", "global sort", "ours"]
+
+
+def save(figure: plt.Figure, path: Path) -> None:
+    """Writes the PNG atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    temporary.replace(path)
+    print(f"wrote {path}")
+
+
+def pad_fraction_plot(rows: list[dict], path: Path) -> None:
+    """Grouped bars: pad fraction of each batching method, per corpus and batch size."""
+    settings = list(dict.fromkeys((row["corpus"], row["batching"]) for row in rows))
+    value = {(row["corpus"], row["batching"], row["method"]): 100 * row["pad_fraction"] for row in rows}
+    figure, axes = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(METHODS)
+    for i, method in enumerate(METHODS):
+        xs = [s + (i - (len(METHODS) - 1) / 2) * width for s in range(len(settings))]
+        bars = axes.bar(xs, [value.get((*setting, method), 0.0) for setting in settings], width, label=method)
+        axes.bar_label(bars, fmt="%.1f", fontsize=7, padding=2, rotation=90)
+    axes.set_xticks(range(len(settings)), [f"{corpus}\n{batching}" for corpus, batching in settings], fontsize=8)
+    axes.set_ylabel("pad tokens / all tokens (%)")
+    axes.set_ylim(0, 85)
+    axes.set_title("Pad fraction per batching method (source and target)")
+    axes.legend(fontsize=8)
+    save(figure, path)
+
+
+def strategy_plot(rows: list[dict], throughput: list[dict], path: Path) -> None:
+    """Bars: training tokens/s per strategy and encoder; plus bucketed vs random per encoder."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    encoders = list(dict.fromkeys(row["encoder"] for row in rows))
+    strategies = list(dict.fromkeys(row["strategy"] for row in rows))
+    value = {(row["encoder"], row["strategy"]): row["tokens_per_sec"] for row in rows}
+    width = 0.8 / len(strategies)
+    for i, strategy in enumerate(strategies):
+        xs = [e + (i - (len(strategies) - 1) / 2) * width for e in range(len(encoders))]
+        bars = left.bar(xs, [value[(encoder, strategy)] for encoder in encoders], width, label=strategy)
+        left.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    left.set_xticks(range(len(encoders)), encoders)
+    left.set_ylabel("real target tokens / s")
+    left.set_title("Training throughput per padding strategy (bucketed)", fontsize=10)
+    left.legend(fontsize=8)
+    names = [row["encoder"] for row in throughput]
+    for offset, key in ((-0.2, "bucketed"), (0.2, "random")):
+        bars = right.bar([i + offset for i in range(len(names))], [row[key]["tokens_per_sec"] for row in throughput], 0.4, label=key)
+        right.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    right.set_xticks(range(len(names)), names)
+    right.set_title("Bucketed against random batches (masking)", fontsize=10)
+    right.legend(fontsize=8)
+    save(figure, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs")
+    args = parser.parse_args()
+    read = lambda name: json.loads((args.results / name).read_text())  # noqa: E731
+    pad_fraction_plot(read("pad_fraction.json"), args.docs / "pad_fraction.png")
+    strategy_plot(read("strategy_cost.json"), read("throughput.json"), args.docs / "tokens_per_sec.png")
+
+
+if __name__ == "__main__":
+    main()

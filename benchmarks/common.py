@@ -57,7 +57,8 @@ def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) 
     seconds = 0.0
     for step, batch in enumerate(batches):
         start = time.perf_counter()
-        loss = module.training_loss(batch)
+        loss_sum, count = module.token_loss(batch)
+        loss = loss_sum / count.clamp_min(1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -40,7 +40,8 @@ def main() -> None:
         with record_function("collate"):
             batch = next(loader)
         with record_function("forward"):
-            loss = module.training_loss(batch)
+            loss_sum, count = module.token_loss(batch)
+            loss = loss_sum / count.clamp_min(1)
         optimizer.zero_grad()
         with record_function("backward"):
             loss.backward()

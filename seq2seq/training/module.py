@@ -58,20 +58,38 @@ class Seq2SeqModule(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.beam_size, self.num_samples = beam_size, num_samples
+        self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
 
-    def training_loss(self, batch: Batch) -> torch.Tensor:
-        """Teacher-forced loss per counted target token (which tokens count is the strategy's call)."""
+    def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced loss summed over the counted target tokens, and their number (the strategy decides which count)."""
         logits = self.net(batch)  # (B, T, V)
         counted = self.net.strategy.loss_mask(batch.tgt_mask)
-        loss_sum, count = masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
-        return loss_sum / count.clamp_min(1)
+        return masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.training_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
-        return loss
+        loss_sum, count = self.token_loss(batch)
+        self._step_tokens = self._step_tokens + count.detach()
+        self.log("train/loss", loss_sum.detach() / count.clamp_min(1), prog_bar=True, batch_size=len(batch))
+        # The summed loss is returned; on_before_optimizer_step divides the gradients by the tokens of
+        # the whole effective batch, so no rank or accumulation step is weighted by its own size.
+        return loss_sum
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Gradients -> gradient of (summed loss / real target tokens) over all ranks and accumulated batches.
+
+        Lightning divides each returned loss by `accumulate_grad_batches` and DDP averages gradients
+        over ranks; both factors are undone here and the total token count, summed over ranks, takes
+        their place: a 2-rank step equals a 1-rank step over the same batches with accumulation 2.
+        Runs before gradient clipping and after the fp16 grad scaler's unscale.
+        """
+        tokens, self._step_tokens = self._step_tokens, torch.zeros((), device=self.device)
+        total = self.trainer.strategy.reduce(tokens.to(self.device, torch.float32), reduce_op="sum")
+        scale = self.trainer.world_size * self.trainer.accumulate_grad_batches / total.clamp_min(1.0)
+        for parameter in self.parameters():
+            if parameter.grad is not None:
+                parameter.grad.mul_(scale.to(parameter.grad.dtype))
 
     def _evaluation_step(self, batch: Batch) -> None:
         logits = self.net(batch)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -23,9 +27,9 @@ RESULT_KEYS = {
 }
 
 
-def run_train(run_dir: Path, cache_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def run_train(run_dir: Path, cache_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "train.py", "debug=tiny", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *overrides]
-    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
 def read_results(run_dir: Path) -> dict:
@@ -93,10 +97,58 @@ def test_missing_corpus_gives_one_clear_error(tmp_path: Path, cache_dir: Path) -
     assert not (run_dir / "results.json").exists()
 
 
-def test_ddp_on_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
-    """`device=ddp` runs two gloo processes on the CPU; each rank trains on its own shard."""
+# Dropout off (ranks draw other dropout masks than one process does) and no clipping, so that the
+# captured gradients can be compared with a reference computed here. Random batches: their real token
+# counts differ a lot (554 and 702 in the first two), so a mean of per-rank means is far off (1e-3).
+SAME_BATCHES = ["decoder.dropout=0", "trainer.gradient_clip_val=0", "trainer.max_steps=4", "trainer.limit_val_batches=4",
+                "data.bucketing=false"]
+
+
+def capture_grads(path: Path) -> list[str]:
+    return ["+callbacks.grad_capture._target_=grad_capture.GradCapture", f"+callbacks.grad_capture.path={path}"]
+
+
+def reference_grads(cfg) -> dict[str, torch.Tensor]:
+    """The first step's gradient computed directly: both batches' summed losses over their total target tokens."""
+    L.seed_everything(cfg.seed, workers=True)  # the same sequence as seq2seq.train.train, so the same initial weights
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
+    module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs).train()
+    first_two = list(itertools.islice(datamodule.train_dataloader(), 2))  # one replica: batches 0 and 1 of epoch 0
+    sums, counts = zip(*(module.token_loss(batch) for batch in first_two), strict=True)
+    (sum(sums) / sum(counts)).backward()
+    return {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
+
+
+def test_two_ddp_ranks_give_the_gradient_of_their_batches_together(tmp_path: Path, cache_dir: Path, compose_config) -> None:
+    """`device=ddp` on two gloo CPU processes: rank r trains on batches r, r+2, ... The first step's gradient
+    must be that of both batches' summed loss over their total real target tokens (a mean of per-rank means
+    weighs a short batch's tokens more), and it must equal one process accumulating the same two batches;
+    so must the validation loss after 4 steps."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    for run_dir, overrides in ((ddp, ["device=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]),
+                               (single, ["trainer.accumulate_grad_batches=2"])):
+        done = run_train(run_dir, cache_dir, *SAME_BATCHES, *overrides, *capture_grads(run_dir / "grads.pt"), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    ddp_results, single_results = read_results(ddp), read_results(single)
+    assert ddp_results["steps"] == single_results["steps"] == 4
+    assert abs(ddp_results["val/loss"] - single_results["val/loss"]) < 1e-4
+    expected = reference_grads(compose_config(["debug=tiny", *SAME_BATCHES]))
+    for run_dir in (ddp, single):
+        grads = torch.load(run_dir / "grads.pt")
+        assert grads.keys() == expected.keys()
+        for name, grad in grads.items():
+            torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=1e-4, msg=f"{run_dir.name}: {name}")
+
+
+def test_torchrun_launches_the_same_ddp_run(tmp_path: Path, cache_dir: Path) -> None:
+    """torchrun starts the ranks itself; Lightning joins them instead of spawning its own. Every rank
+    must write into one run directory, so `hydra.run.dir` is given (the default has a timestamp)."""
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, "device=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "debug=tiny",
+               "device=ddp", "trainer.devices=2", "trainer.accelerator=cpu", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}"]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    results = read_results(run_dir)
-    assert results["steps"] == 5
+    assert read_results(run_dir)["steps"] == 5

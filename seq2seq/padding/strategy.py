@@ -113,11 +113,17 @@ class PackingStrategy(PaddingStrategy):
     """`pack_padded_sequence`: the RNN never sees a pad, in either direction. Exact."""
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        # Lengths must be int64 on the CPU; total_length keeps T under data parallelism.
-        packed = pack_padded_sequence(rnn_input(x), lengths.to("cpu", torch.long), batch_first=True, enforce_sorted=False)
+        # Lengths must be int64 on the CPU and positive: an all-pad row runs one step and is zeroed
+        # below, as state_reset leaves it. total_length keeps T under data parallelism.
+        cpu_lengths = lengths.to("cpu", torch.long)
+        packed = pack_padded_sequence(rnn_input(x), cpu_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
         packed_out, state = rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.size(1))
-        return outputs, last_layer_final(hidden_of(state), rnn)  # state is already in batch order
+        final = last_layer_final(hidden_of(state), rnn)  # state is already in batch order
+        if bool((cpu_lengths == 0).any()):
+            real = (lengths > 0).to(x.device)
+            return outputs * real[:, None, None], final * real[:, None]
+        return outputs, final
 
 
 class StateResetStrategy(PaddingStrategy):

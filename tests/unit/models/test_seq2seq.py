@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
-from seq2seq.data.batch import collate
+from seq2seq.data.batch import Batch, collate
+from seq2seq.data.vocab import PAD_ID
 from seq2seq.models.attention import BahdanauAttention, LuongAttention
 from seq2seq.models.decoder import RecurrentDecoder
 from seq2seq.models.search import greedy_search
@@ -71,13 +73,34 @@ def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
         Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB + 1, embedding_dim=6, share_embeddings=True)
 
 
+def with_empty_source_row(batch: Batch) -> Batch:
+    """`batch` with its first source row replaced by pads only (length 0): the edge a filter upstream can leave."""
+    src, mask, lengths = batch.src.clone(), batch.src_mask.clone(), batch.src_lengths.clone()
+    src[0], mask[0], lengths[0] = PAD_ID, False, 0
+    return dataclasses.replace(batch, src=src, src_mask=mask, src_lengths=lengths)
+
+
 @pytest.mark.parametrize("strategy", [NaiveStrategy(), MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr)
 @pytest.mark.parametrize("encoder", ["bilstm", "gru", "attention"])
-def test_training_step_is_finite_under_bf16_autocast(encoder, strategy) -> None:
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("empty_row", [False, True], ids=["full", "all-pad-source-row"])
+def test_training_step_is_finite_under_autocast(encoder, strategy, dtype, empty_row) -> None:
     model = build(encoder, strategy, input_feeding=True).train()
     batch = collate(PAIRS)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    batch = with_empty_source_row(batch) if empty_row else batch
+    with torch.autocast("cpu", dtype=dtype):
         loss = sentence_nll(model(batch), batch.tgt_out, batch.tgt_mask).sum() / batch.tgt_mask.sum()
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("strategy", [MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr)
+@pytest.mark.parametrize("encoder", ["bilstm", "gru", "attention"])
+def test_an_all_pad_source_row_does_not_touch_the_others(encoder, strategy) -> None:
+    model = build(encoder, strategy)
+    batch = collate(PAIRS)
+    full = sentence_nll(model(batch), batch.tgt_out, batch.tgt_mask)
+    emptied = sentence_nll(model(with_empty_source_row(batch)), batch.tgt_out, batch.tgt_mask)
+    assert torch.isfinite(emptied).all()
+    torch.testing.assert_close(emptied[1:], full[1:], atol=1e-5, rtol=1e-5)

@@ -13,11 +13,12 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN useradd --create-home --uid 1000 seq2seq
 WORKDIR /app
 
-# The same install steps as .ci/run: torch pinned first, then the project.
+# The same install steps as .ci/run: torch pinned first, then the project with the locked versions
+# of its dependencies (requirements.lock, the versions CI tests).
 RUN python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
-COPY --chown=seq2seq:seq2seq pyproject.toml README.md ./
+COPY --chown=seq2seq:seq2seq pyproject.toml README.md requirements.lock ./
 COPY --chown=seq2seq:seq2seq seq2seq ./seq2seq
-RUN python -m pip install -e .
+RUN python -m pip install -c requirements.lock -e .
 COPY --chown=seq2seq:seq2seq conf ./conf
 COPY --chown=seq2seq:seq2seq data ./data
 COPY --chown=seq2seq:seq2seq scripts ./scripts

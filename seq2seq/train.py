@@ -35,6 +35,8 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     sizes = {"src_vocab_size": len(vocabs.src), "tgt_vocab_size": len(vocabs.tgt)}
     module = instantiate(cfg.model, net=sizes, vocabs=vocabs)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("compile"):
+        module.net.compile(dynamic=True)  # in place: parameter names, and so checkpoints, stay as they are
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()] or False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)

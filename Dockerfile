@@ -10,7 +10,8 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://pypi.org/simple
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN useradd --create-home --uid 1000 seq2seq
+# /app belongs to the runtime user: runs write outputs/ and the sentencepiece .cache/ there.
+RUN useradd --create-home --uid 1000 seq2seq && install -d -o seq2seq -g seq2seq /app
 WORKDIR /app
 
 # The same install steps as .ci/run: torch pinned first, then the project with the locked versions

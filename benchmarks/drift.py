@@ -7,7 +7,7 @@ random (seeded): drift is a property of how pads are treated, not of training. W
 test BLEU of trained runs (their results.json) is added per encoder and strategy.
 
     python benchmarks/drift.py
-    python benchmarks/drift.py --results outputs/*/   # add test BLEU of finished runs
+    python benchmarks/drift.py --results outputs/*/   # add test BLEU of finished runs (earlier ones are kept)
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ def main() -> None:
     corpus_lengths = [len(s.split()) + 1 for s in text.src]
     rng = random.Random(args.seed)
     batches = [rng.sample(corpus_lengths, args.batch_size) for _ in range(args.batches)]
-    bleu = trained_bleu(args.results)
+    # Test BLEU of runs measured earlier stays unless a run given now replaces it (a full run takes minutes).
+    earlier = json.loads(args.out.read_text()) if args.out.is_file() else []
+    bleu = {(row["encoder"].split()[0], row["strategy"]): row["test_bleu"] for row in earlier if row.get("test_bleu") is not None}
+    bleu |= trained_bleu(args.results)
     rows = []
     print(f"{'encoder':<12} {'strategy':<12} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
     for encoder_name, build in ENCODERS.items():

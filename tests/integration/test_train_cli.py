@@ -152,3 +152,13 @@ def test_torchrun_launches_the_same_ddp_run(tmp_path: Path, cache_dir: Path) -> 
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert read_results(run_dir)["steps"] == 5
+
+
+def test_compile_trains_and_keeps_checkpoints_loadable(tmp_path: Path, cache_dir: Path) -> None:
+    """`compile=true` compiles the network in place: training runs and the checkpoint's parameter names are the plain ones."""
+    run_dir = tmp_path / "run"
+    done = run_train(run_dir, cache_dir, "compile=true", "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = read_results(run_dir)
+    state = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    assert state and not any("_orig_mod" in name for name in state)

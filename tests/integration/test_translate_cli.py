@@ -61,7 +61,8 @@ def test_reference_scores_do_not_depend_on_the_batch_size(name, tiny_checkpoint,
     source, reference = test_files
     one = scores(tiny_checkpoint(name), source, reference, tmp_path / "one.txt", "1")
     many = scores(tiny_checkpoint(name), source, reference, tmp_path / "many.txt", "64")
-    assert one == pytest.approx(many, abs=1e-4)
+    # Float32 rounding differs with the batch shape; a summed log-probability of -100 nats may move by 2e-4.
+    assert one == pytest.approx(many, rel=1e-5, abs=1e-4)
     assert all(value < 0 for value in one)
 
 

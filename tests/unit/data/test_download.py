@@ -61,13 +61,14 @@ def iwslt14_archive(variant: str = "") -> bytes:
         for lang in ("de", "en"):
             members[f"{name}.de-en.{lang}.xml"] = f'<doc>\n<seg id="1"> {name} {lang} &amp; mehr </seg>\n</doc>\n'
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, text in members.items():
             data = text.encode()
             info = tarfile.TarInfo(f"de-en/{name}")
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    # gzip with a fixed mtime: "w:gz" stamps the current second, so two calls could differ in bytes.
+    return gzip.compress(buffer.getvalue(), mtime=0)
 
 
 @pytest.fixture

@@ -108,8 +108,9 @@ class RecurrentDecoder(nn.Module):
     def _rnn_step(self, gates_in: Tensor, feed: Tensor | None, state: RNNState) -> tuple[Tensor, RNNState]:
         """One time step of every RNN layer -> top hidden (B, H) and the new state.
 
-        Runs PyTorch's cell equations on the module's own weights: for a single step this is several
-        times faster on the CPU than calling the fused kernel, whose per-call cost dominates.
+        Runs PyTorch's cell equations on the module's own weights: for a single time step this is
+        cheaper than a call of the fused oneDNN kernel, whose per-call cost showed in the profile
+        (benchmarks/README.md).
 
         Args:
             gates_in: (B, G) the embedded input's share of the first layer's input projection.
@@ -138,6 +139,7 @@ class RecurrentDecoder(nn.Module):
         return self._step_from_gates(self._embedding_gates(self.dropout(embedded)), state, encoded)
 
     def _step_from_gates(self, gates_in: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """`step` after the embedding's input projection: RNN step, attention, next state."""
         hidden, rnn_state = self._rnn_step(gates_in, state.feed, state.rnn)
         out, weights = self._attend(hidden.unsqueeze(1), encoded)
         out = out.squeeze(1)

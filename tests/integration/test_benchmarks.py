@@ -14,12 +14,17 @@ from seq2seq.config import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs a benchmark script as users do, from the repository root; it must succeed."""
+    done = subprocess.run([sys.executable, script, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_pad_fraction_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "pad.json"
-    command = [sys.executable, "benchmarks/pad_fraction.py", "--corpus", "bundled", "--limit", "600",
-               "--budget", "256", "--sentences", "8", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = run_benchmark("benchmarks/pad_fraction.py", "--corpus", "bundled", "--limit", "600",
+               "--budget", "256", "--sentences", "8", "--out", str(out))
     rows = json.loads(out.read_text())
     assert {row["method"] for row in rows} == {"random", "pool sort", "global sort", "ours"}
     assert len(rows) == 8 and all(0 <= row["pad_fraction"] < 1 for row in rows)
@@ -30,9 +35,7 @@ def test_pad_fraction_benchmark(tmp_path: Path) -> None:
 
 def test_drift_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "drift.json"
-    command = [sys.executable, "benchmarks/drift.py", "--batches", "1", "--batch-size", "3", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/drift.py", "--batches", "1", "--batch-size", "3", "--out", str(out))
     rows = {(row["encoder"], row["strategy"]): row for row in json.loads(out.read_text())}
     assert len(rows) == 20
     assert rows[("lstm (bi)", "packing")]["final_drift"] < 1e-5 < rows[("lstm (bi)", "naive")]["final_drift"]
@@ -40,10 +43,8 @@ def test_drift_benchmark(tmp_path: Path) -> None:
 
 def test_throughput_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
-    command = [sys.executable, "benchmarks/throughput.py", "--encoders", "gru", "--steps", "2", "--warmup", "1",
-               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/throughput.py", "--encoders", "gru", "--steps", "2", "--warmup", "1",
+               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
     (row,) = json.loads(out.read_text())
     assert row["bucketed"]["tokens_per_sec"] > 0 and row["random"]["tokens_per_sec"] > 0
     assert row["bucketed"]["pad_fraction"] < row["random"]["pad_fraction"]
@@ -51,10 +52,8 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
 
 def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
     out = tmp_path / "padded.json"
-    command = [sys.executable, "benchmarks/padded_eval.py", "--checkpoint", str(tiny_checkpoint("packing")),
-               str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/padded_eval.py", "--checkpoint", str(tiny_checkpoint("packing")),
+               str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out))
     exact, naive = json.loads(out.read_text())
     assert exact["pad_random"] > exact["pad_sorted"]
     assert exact["changed_lines"] == 0  # packing: the batch does not matter
@@ -62,10 +61,8 @@ def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
 
 def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "cost.json"
-    command = [sys.executable, "benchmarks/strategy_cost.py", "--encoders", "lstm", "--batches", "2", "--warmup", "1",
-               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/strategy_cost.py", "--encoders", "lstm", "--batches", "2", "--warmup", "1",
+               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
     rows = {row["strategy"]: row for row in json.loads(out.read_text())}
     assert set(rows) == {"naive", "masking", "packing", "state_reset"}
     assert rows["packing"]["forward_vs_packing"] == 1.0
@@ -74,10 +71,8 @@ def test_strategy_cost_benchmark(tmp_path: Path) -> None:
 
 def test_profile_step_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
-    command = [sys.executable, "benchmarks/profile_step.py", "--steps", "2", "--warmup", "1", "--threads", "1",
-               "--overrides", "debug=tiny", "--out", str(out)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/profile_step.py", "--steps", "2", "--warmup", "1", "--threads", "1",
+               "--overrides", "debug=tiny", "--out", str(out))
     profile = json.loads(out.read_text())
     assert set(profile["phases_ms"]) == {"collate", "forward", "backward"} and profile["step_ms"] > 0
     times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]
@@ -86,9 +81,7 @@ def test_profile_step_benchmark(tmp_path: Path) -> None:
 
 
 def test_plots_from_committed_results(tmp_path: Path) -> None:
-    command = [sys.executable, "benchmarks/plots.py", "--docs", str(tmp_path)]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("benchmarks/plots.py", "--docs", str(tmp_path))
     for name in ("pad_fraction.png", "tokens_per_sec.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp.png"))

@@ -44,7 +44,7 @@ def test_drift_benchmark(tmp_path: Path) -> None:
 def test_throughput_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
     run_benchmark("benchmarks/throughput.py", "--encoders", "gru", "--steps", "2", "--warmup", "1",
-               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
+                  "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
     (row,) = json.loads(out.read_text())
     assert row["bucketed"]["tokens_per_sec"] > 0 and row["random"]["tokens_per_sec"] > 0
     assert row["bucketed"]["pad_fraction"] < row["random"]["pad_fraction"]
@@ -53,7 +53,7 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
 def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
     out = tmp_path / "padded.json"
     run_benchmark("benchmarks/padded_eval.py", "--checkpoint", str(tiny_checkpoint("packing")),
-               str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out))
+                  str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out))
     exact, naive = json.loads(out.read_text())
     assert exact["pad_random"] > exact["pad_sorted"]
     assert exact["changed_lines"] == 0  # packing: the batch does not matter
@@ -62,7 +62,7 @@ def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
 def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "cost.json"
     run_benchmark("benchmarks/strategy_cost.py", "--encoders", "lstm", "--batches", "2", "--warmup", "1",
-               "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
+                  "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
     rows = {row["strategy"]: row for row in json.loads(out.read_text())}
     assert set(rows) == {"naive", "masking", "packing", "state_reset"}
     assert rows["packing"]["forward_vs_packing"] == 1.0
@@ -72,7 +72,7 @@ def test_strategy_cost_benchmark(tmp_path: Path) -> None:
 def test_profile_step_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
     run_benchmark("benchmarks/profile_step.py", "--steps", "2", "--warmup", "1", "--threads", "1",
-               "--overrides", "debug=tiny", "--out", str(out))
+                  "--overrides", "debug=tiny", "--out", str(out))
     profile = json.loads(out.read_text())
     assert set(profile["phases_ms"]) == {"collate", "forward", "backward"} and profile["step_ms"] > 0
     times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]

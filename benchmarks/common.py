@@ -6,6 +6,7 @@ as `common`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterable
@@ -69,6 +70,23 @@ def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) 
             slots += batch.num_slots
             pads += batch.num_slots - batch.num_real_tokens
     return {"tokens_per_sec": tokens / seconds, "pad_fraction": pads / slots, "seconds": seconds, "steps": steps}
+
+
+def training_parser(doc: str, out_name: str, warmup: int) -> argparse.ArgumentParser:
+    """The options every training-step benchmark has: warm-up steps, threads, Hydra overrides, output JSON."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for every run")
+    parser.add_argument("--out", type=Path, default=RESULTS / out_name)
+    return parser
+
+
+def parse_training_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parses the command line and applies `--threads`."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def write_json(path: Path, payload: object) -> None:

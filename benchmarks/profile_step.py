@@ -11,26 +11,18 @@ step time, so a change can be compared before and after.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
-from pathlib import Path
 
-import torch
-from common import RESULTS, build, optimizer_of, write_json
+from common import build, optimizer_of, parse_training_args, training_parser, write_json
 from torch.profiler import ProfilerActivity, profile, record_function
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = training_parser(__doc__, "profile_step.json", warmup=3)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--top", type=int, default=15, help="operators to print and keep")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides of the profiled run")
-    parser.add_argument("--out", type=Path, default=RESULTS / "profile_step.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_training_args(parser)
     _, datamodule, module = build(args.overrides)
     module.train()
     optimizer = optimizer_of(module)

@@ -11,13 +11,11 @@ the ratio to `packing` on the same encoder, the figure to compare on a shared ma
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
-from pathlib import Path
 
 import torch
-from common import RESULTS, build, time_training, write_json
+from common import build, parse_training_args, time_training, training_parser, write_json
 
 from seq2seq.data.batch import Batch
 from seq2seq.training.module import Seq2SeqModule
@@ -39,15 +37,10 @@ def encoder_ms(module: Seq2SeqModule, batches: list[Batch], backward: bool) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = training_parser(__doc__, "strategy_cost.json", warmup=3)
     parser.add_argument("--encoders", nargs="+", default=["lstm", "gru"])
     parser.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for every run")
-    parser.add_argument("--out", type=Path, default=RESULTS / "strategy_cost.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_training_args(parser)
     rows = []
     print(f"{'encoder':<8} {'strategy':<12} {'enc fwd ms':>10} {'enc fwd+bwd ms':>15} {'train tok/s':>12}"
           f" {'fwd vs packing':>15} {'fwd+bwd vs packing':>19} {'tok/s vs packing':>17}")

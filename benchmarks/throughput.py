@@ -11,12 +11,9 @@ compare on a shared machine.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-from pathlib import Path
 
-import torch
-from common import RESULTS, build, time_training, write_json
+from common import build, parse_training_args, time_training, training_parser, write_json
 
 
 def tokens_per_second(overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
@@ -27,16 +24,11 @@ def tokens_per_second(overrides: list[str], steps: int, warmup: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = training_parser(__doc__, "throughput.json", warmup=5)
     parser.add_argument("--encoders", nargs="+", default=["lstm", "gru", "attention"])
     parser.add_argument("--strategy", default="masking")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per setting")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for every run")
-    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_training_args(parser)
     rows = []
     print(f"{'encoder':<10} {'bucketed tok/s':>15} {'random tok/s':>13} {'ratio':>6} {'pad % (b / r)':>14}")
     for encoder in args.encoders:

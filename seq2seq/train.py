@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
 from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,22 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()] or False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    with finishing(trainer.loggers):
+        results = _fit_and_evaluate(cfg, trainer, module, datamodule)
+        results["wall_time_s"] = time.perf_counter() - started
+        if trainer.is_global_zero:
+            datamodule.save_vocabs(output_dir)
+            atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+            atomic_write_bytes(output_dir / "results.json", (json.dumps(results, indent=2) + "\n").encode())
+            log.info("results: %s", json.dumps(results))
+            report_results(trainer.loggers, results, output_dir / "results.json")
+    return results
 
+
+def _fit_and_evaluate(
+    cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule
+) -> dict[str, float | int | str | None]:
+    """Fits, then evaluates the kept model on valid (and test); the metrics plus padding and step totals."""
     trainer.fit(module, datamodule=datamodule)
     checkpoint = trainer.checkpoint_callback
     best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
@@ -50,13 +66,7 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     monitor = next((c for c in trainer.callbacks if isinstance(c, PaddingMonitor)), None)
     results.update(monitor.summary() if monitor else {})
-    results.update(steps=trainer.global_step, wall_time_s=time.perf_counter() - started, best_checkpoint=best)
-
-    if trainer.is_global_zero:
-        datamodule.save_vocabs(output_dir)
-        atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
-        atomic_write_bytes(output_dir / "results.json", (json.dumps(results, indent=2) + "\n").encode())
-        log.info("results: %s", json.dumps(results))
+    results.update(steps=trainer.global_step, best_checkpoint=best)
     return results
 
 

@@ -61,6 +61,7 @@ class Seq2SeqModule(L.LightningModule):
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
+        self.last_samples: list[tuple[str, str, str]] = []  # (source, reference, hypothesis) of the last validation, corpus order
 
     def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced loss summed over the counted target tokens, and their number (the strategy decides which count)."""
@@ -121,7 +122,8 @@ class Seq2SeqModule(L.LightningModule):
         text = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text
         references = [text.tgt[i] for i in indices]
         if stage == "val":
-            self._print_samples(indices, [text.src[i] for i in indices], references, hypotheses)
+            self.last_samples = [row[1:] for row in sorted(zip(indices, [text.src[i] for i in indices], references, hypotheses))]
+            self._print_samples()
         loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))
         metrics = {
             f"{stage}/loss": loss,
@@ -132,12 +134,12 @@ class Seq2SeqModule(L.LightningModule):
         # Every rank evaluates the whole split, so the values already agree across ranks.
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
 
-    def _print_samples(self, indices: list[int], sources: list[str], references: list[str], hypotheses: list[str]) -> None:
+    def _print_samples(self) -> None:
         """The first few validation sentences (in corpus order) with their current translations."""
         if self.num_samples <= 0 or not self.trainer.is_global_zero:
             return
         lines = [f"sample translations at step {self.global_step}:"]
-        for _, src, ref, hyp in sorted(zip(indices, sources, references, hypotheses))[: self.num_samples]:
+        for src, ref, hyp in self.last_samples[: self.num_samples]:
             lines += [f"  source     {src}", f"  reference  {ref}", f"  hypothesis {hyp}"]
         log.info("\n".join(lines))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
@@ -37,8 +38,10 @@ def compose_config(tmp_path: Path, cache_dir: Path) -> Callable[[list[str]], Dic
 
     def compose_with(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-            cfg = compose(config_name="train", overrides=overrides)
+            cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # `${hydra:runtime.choices.encoder}` and the like resolve
         with open_dict(cfg):
+            del cfg["hydra"]
             cfg.paths.output_dir = str(tmp_path)
             cfg.paths.cache_dir = str(cache_dir)
         return cfg

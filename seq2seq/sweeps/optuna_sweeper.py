@@ -143,8 +143,8 @@ class StudySweeper(Sweeper):
             summary.update(best_value=study.best_value, best_params=study.best_params, best_trial=study.best_trial.number)
             log.info("best trial %d: %g with %s", study.best_trial.number, study.best_value, study.best_params)
         atomic_write_bytes(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(summary).encode())
-        if not complete:
-            raise RuntimeError(f"study {self.study_name!r}: no trial completed; see the failed jobs' logs in {sweep_dir}")
+        if not complete:  # a clean exit: every trial's own error is already in the log above
+            raise SystemExit(f"error: study {self.study_name!r} has no completed trial; see the failed jobs' logs in {sweep_dir}")
 
 
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

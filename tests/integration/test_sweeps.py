@@ -141,3 +141,32 @@ def test_summary_of_a_folder_without_jobs_says_what_to_give(tmp_path: Path) -> N
     shown = summarize(tmp_path)
     assert shown.returncode != 0
     assert f"{tmp_path} holds no Hydra job folders" in shown.stderr and "Traceback" not in shown.stderr
+
+
+@pytest.mark.parametrize("sweep_file", sorted((PROJECT_ROOT / "scripts" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_wandb_sweep_command_runs_train_with_the_drawn_values(sweep_file: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """Builds the command the way `wandb agent` does (wandb's own macro expansion) and runs it offline."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    sweep = yaml.safe_load(sweep_file.read_text())
+    assert sweep["metric"]["name"] == "val/bleu" and "${args_no_hyphens}" in sweep["command"]
+    drawn = {key: spec["values"][-1] if "values" in spec else spec["min"] for key, spec in sweep["parameters"].items()}
+    macros = create_sweep_command_args({"args": {key: {"value": value} for key, value in drawn.items()}})
+    macros |= {"env": ["/usr/bin/env"], "interpreter": [sys.executable], "program": [sweep["program"]]}
+    command = [part for item in sweep["command"] for part in (macros[item[2:-1]] if item.startswith("${") else [item])]
+    tiny = ["debug=tiny", "test=false", f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"WANDB_MODE": "offline"}
+    done = subprocess.run(command + tiny, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:]
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    choices = yaml.safe_load((tmp_path / "run" / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
+    for key, value in drawn.items():
+        if key in choices:  # a config group option, e.g. encoder=gru
+            assert choices[key] == value
+            continue
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
 from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.errors import Preempted, Seq2SeqError
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
+from seq2seq.training.resume import check_resumable, checkpoint_to_resume
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,16 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("compile"):
         module.net.compile(dynamic=True)  # in place: parameter names, and so checkpoints, stay as they are
+    checkpoint_dir = Path(cfg.get("callbacks", {}).get("model_checkpoint", {}).get("dirpath") or output_dir / "checkpoints")
+    resume_from = checkpoint_to_resume(cfg.get("ckpt_path"), cfg.get("resume", False), checkpoint_dir)
+    if resume_from is not None:
+        check_resumable(resume_from, vocabs)
+        log.info("resuming from %s", resume_from)
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()] or False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     with finishing(trainer.loggers):
-        results = _fit_and_evaluate(cfg, trainer, module, datamodule)
+        results = _fit_and_evaluate(cfg, trainer, module, datamodule, resume_from)
         results["wall_time_s"] = time.perf_counter() - started
         if trainer.is_global_zero:
             datamodule.save_vocabs(output_dir)
@@ -54,10 +64,10 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
 
 
 def _fit_and_evaluate(
-    cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule
+    cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, resume_from: Path | None
 ) -> dict[str, float | int | str | None]:
     """Fits, then evaluates the kept model on valid (and test); the metrics plus padding and step totals."""
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     checkpoint = trainer.checkpoint_callback
     best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
     # Report the model that is kept: the best checkpoint, or the final weights if none was saved.
@@ -72,7 +82,15 @@ def _fit_and_evaluate(
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
+    try:
+        results = train(cfg)
+    except Seq2SeqError as error:
+        # In a sweep, a bad trial is the sweeper's to record; a preempted process must stop either way.
+        if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(error, Preempted):
+            raise
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
     return results.get("val/bleu")  # what hyperparameter sweepers maximise
 
 

@@ -6,8 +6,10 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+from seq2seq.errors import InputError
 
-class CorpusError(ValueError):
+
+class CorpusError(InputError):
     """A corpus file is missing or malformed; the message names the file and the fix."""
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import ParallelText, read_parallel
+from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.vocab import Vocabs, build_vocabs
 
@@ -132,9 +134,13 @@ class TranslationDataModule(L.LightningDataModule):
             num_replicas=trainer.world_size if train and trainer else 1,
             rank=trainer.global_rank if train and trainer else 0,
         )
-        return DataLoader(
+        # The training loader's position is checkpointed (mid-epoch resume). Its own generator keeps
+        # DataLoader from drawing its base seed from the global RNG, which a resumed run would draw
+        # at another point than the uninterrupted one (and so change every later dropout mask).
+        loader = ResumableDataLoader if train else DataLoader
+        return loader(
             dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -65,6 +65,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self._skip = 0  # batches the next pass leaves out (a resumed epoch); see skip_first
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -115,8 +116,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         usable = len(batches) - len(batches) % self.num_replicas  # equal batch counts on every rank
         return batches[self.rank : usable : self.num_replicas]
 
+    def skip_first(self, count: int) -> None:
+        """The next pass starts at batch `count` of this epoch (resuming mid-epoch); later passes are whole."""
+        self._skip = count
+
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
+        skip, self._skip = self._skip, 0
+        return iter(self.batches()[skip:])
 
     def __len__(self) -> int:
         return len(self.batches())

@@ -10,10 +10,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.vocab import Vocab, Vocabs
+from seq2seq.errors import InputError
 from seq2seq.models.seq2seq import Seq2Seq
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint is missing, unreadable or not one of ours; the message says what to do."""
 
 
@@ -26,8 +27,8 @@ class LoadedModel:
     config: DictConfig
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Loads a checkpoint written by `train.py`; it needs no run directory, config or vocabulary files.
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dictionary of a file written by `train.py`, on the CPU.
 
     Raises:
         CheckpointError: the file is missing, is not a readable checkpoint, or lacks our metadata.
@@ -48,6 +49,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
             f"{path} has no seq2seq metadata (config and sentencepiece models): it was not written by this "
             f"framework's train.py. Use a checkpoint from a seq2seq run directory."
         )
+    return checkpoint
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Loads a checkpoint written by `train.py`; it needs no run directory, config or vocabulary files.
+
+    Raises:
+        CheckpointError: the file is missing, is not a readable checkpoint, or lacks our metadata.
+    """
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["seq2seq"]
     src = Vocab(meta["vocabs"]["src"])
     vocabs = Vocabs(src, src) if meta["vocabs"]["joint"] else Vocabs(src, Vocab(meta["vocabs"]["tgt"]))
     config = OmegaConf.create(meta["config"])

@@ -53,6 +53,16 @@ class PaddingMonitor(L.Callback):
         buckets, self._epoch_buckets = self._epoch_buckets, {}
         pl_module.log_dict({f"train/pad_fraction_bucket/{self.bucket_name(i)}": pad / total for i, (pad, total) in sorted(buckets.items())})
 
+    def state_dict(self) -> dict[str, Any]:
+        # Run totals travel in checkpoints, so a resumed run reports the whole run's pad fraction.
+        totals = ("pad_tokens", "all_tokens", "tgt_tokens", "step_seconds")
+        return {name: getattr(self, name) for name in totals} | {"epoch_buckets": dict(self._epoch_buckets)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("pad_tokens", "all_tokens", "tgt_tokens", "step_seconds"):
+            setattr(self, name, state[name])
+        self._epoch_buckets = {int(k): list(v) for k, v in state["epoch_buckets"].items()}
+
     def bucket_name(self, index: int) -> str:
         """"1-8", "9-16", ..., "129+" for the default edges."""
         low = 1 if index == 0 else self.bucket_edges[index - 1] + 1

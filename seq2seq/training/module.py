@@ -12,10 +12,12 @@ import torch
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
+from seq2seq.errors import TrainingDiverged
 from seq2seq.models.search import beam_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.loss import masked_cross_entropy
 from seq2seq.training.metrics import corpus_bleu, exact_match
+from seq2seq.training.rng import rng_state, set_rng_state
 
 SPLIT_OF_STAGE = {"val": "valid", "test": "test"}
 log = logging.getLogger(__name__)
@@ -71,11 +73,28 @@ class Seq2SeqModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss_sum, count = self.token_loss(batch)
+        if not torch.isfinite(loss_sum):
+            self._stop_on_non_finite(loss_sum, batch, batch_idx)
         self._step_tokens = self._step_tokens + count.detach()
         self.log("train/loss", loss_sum.detach() / count.clamp_min(1), prog_bar=True, batch_size=len(batch))
         # The summed loss is returned; on_before_optimizer_step divides the gradients by the tokens of
         # the whole effective batch, so no rank or accumulation step is weighted by its own size.
         return loss_sum
+
+    def _stop_on_non_finite(self, loss: torch.Tensor, batch: Batch, batch_idx: int) -> None:
+        """Stops before the bad gradient reaches the weights; checkpoints on disk are from earlier, good steps."""
+        pairs = batch.indices.tolist()
+        shown = ", ".join(map(str, pairs[:8])) + (", ..." if len(pairs) > 8 else "")
+        checkpoint = self.trainer.checkpoint_callback
+        kept = (checkpoint.last_model_path or checkpoint.best_model_path) if checkpoint else ""
+        raise TrainingDiverged(
+            f"The training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, batch "
+            f"{batch_idx}: {len(pairs)} training pairs, indices {shown}; source length up to {batch.src.size(1)}, "
+            f"target up to {batch.tgt_out.size(1)}). Training stopped before this update; the last good checkpoint is "
+            f"{kept or 'none yet (no checkpoint was written before this step)'}. Lower model.optimizer.lr, keep "
+            f"trainer.gradient_clip_val on, or use device.precision=32-true if mixed precision overflowed; "
+            f"then resume with ckpt_path=last or start over."
+        )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Gradients -> gradient of (summed loss / real target tokens) over all ranks and accumulated batches.
@@ -155,4 +174,9 @@ class Seq2SeqModule(L.LightningModule):
         vocabs = {}
         if self.vocabs is not None:
             vocabs = {"src": self.vocabs.src.model_bytes, "tgt": self.vocabs.tgt.model_bytes, "joint": self.vocabs.joint}
-        checkpoint["seq2seq"] = {"config": self.run_config, "vocabs": vocabs}
+        # Random states too: a run resumed from this checkpoint draws the dropout masks the uninterrupted run would.
+        checkpoint["seq2seq"] = {"config": self.run_config, "vocabs": vocabs, "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.trainer.state.fn == "fit" and checkpoint.get("seq2seq", {}).get("rng"):
+            set_rng_state(checkpoint["seq2seq"]["rng"])

@@ -11,10 +11,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq.data.batch import collate
-from seq2seq.data.corpus import ParallelText, read_parallel
+from seq2seq.data.corpus import CorpusError, ParallelText, read_parallel
 from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.vocab import Vocabs, build_vocabs
+from seq2seq.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class TranslationDataModule(L.LightningDataModule):
         max_sentences: optional cap on pairs per batch.
         eval_max_tokens: budget of validation/test batches (no gradients: can be larger).
         bucketing: length-bucketed batches (True) or random batches of the same budget (False).
-        max_length: training pairs with more tokens than this on either side are dropped (counted in the log).
+        max_length: longest training pair (tokens, either side) that is kept as it is.
+        too_long: "drop" training pairs longer than `max_length` or "truncate" them to it (counted in the log).
+        empty_lines: "skip" pairs with an empty side (counted in the log) or "error" naming the lines.
         num_workers: DataLoader worker processes.
         seed: base seed of the batch shuffling.
     """
@@ -78,9 +81,14 @@ class TranslationDataModule(L.LightningDataModule):
         eval_max_tokens: int | None = None,
         bucketing: bool = True,
         max_length: int | None = None,
+        too_long: str = "drop",
+        empty_lines: str = "skip",
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
+        for key, value, allowed in (("too_long", too_long, ("drop", "truncate")), ("empty_lines", empty_lines, ("skip", "error"))):
+            if value not in allowed:
+                raise InputError(f"data.{key}={value!r} is not an option: use one of {', '.join(allowed)}.")
         super().__init__()
         self.path = Path(path)
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
@@ -89,6 +97,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.eval_max_tokens = eval_max_tokens or max_tokens
         self.bucketing, self.max_length = bucketing, max_length
+        self.too_long, self.empty_lines = too_long, empty_lines
         self.num_workers, self.seed = num_workers, seed
         self.vocabs: Vocabs | None = None
         self.splits: dict[str, PairDataset] = {}
@@ -97,16 +106,28 @@ class TranslationDataModule(L.LightningDataModule):
         if self.vocabs is not None:
             return
         train = self._clean(read_parallel(self.path, "train", self.src_lang, self.tgt_lang), "train")
+        if not train.src:
+            raise CorpusError(
+                f"{train.src_path}: no training pair is left once pairs with an empty side are skipped. "
+                f"Check that {train.src_path.name} and {train.tgt_path.name} hold text on the same lines."
+            )
         self.vocabs = build_vocabs(train.src, train.tgt, self.cache_dir, **self.vocab_settings)
         self.splits["train"] = self._encode(train, limit=self.max_length)
         for split in ("valid", "test"):
             self.splits[split] = self._encode(self._clean(read_parallel(self.path, split, self.src_lang, self.tgt_lang), split))
 
-    @staticmethod
-    def _clean(text: ParallelText, split: str) -> ParallelText:
+    def _clean(self, text: ParallelText, split: str) -> ParallelText:
         keep = [bool(s) and bool(t) for s, t in zip(text.src, text.tgt)]
-        if not all(keep):
-            log.warning("%s: skipped %d pairs with an empty side (%s)", split, keep.count(False), text.src_path)
+        if all(keep):
+            return text
+        empty = [number for number, kept in enumerate(keep, start=1) if not kept]
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        if self.empty_lines == "error":
+            raise CorpusError(
+                f"{text.src_path} / {text.tgt_path}: {len(empty)} line(s) with an empty side (lines {shown}). "
+                f"Remove them from both files, or set data.empty_lines=skip to leave those pairs out."
+            )
+        log.warning("%s: skipped %d pairs with an empty side (lines %s of %s)", split, len(empty), shown, text.src_path)
         return drop_pairs(text, keep)
 
     def _encode(self, text: ParallelText, limit: int | None = None) -> PairDataset:
@@ -114,8 +135,12 @@ class TranslationDataModule(L.LightningDataModule):
         if limit is None:
             return PairDataset(text, src_ids, tgt_ids)
         keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
-        if not all(keep):
-            log.warning("dropped %d training pairs longer than data.max_length=%d", keep.count(False), limit)
+        if all(keep):
+            return PairDataset(text, src_ids, tgt_ids)
+        if self.too_long == "truncate":
+            log.warning("truncated %d training pairs to data.max_length=%d tokens", keep.count(False), limit)
+            return PairDataset(text, [s[:limit] for s in src_ids], [t[:limit] for t in tgt_ids])
+        log.warning("dropped %d training pairs longer than data.max_length=%d (data.too_long=truncate keeps them, cut)", keep.count(False), limit)
         kept = [i for i, k in enumerate(keep) if k]
         return PairDataset(drop_pairs(text, keep), [src_ids[i] for i in kept], [tgt_ids[i] for i in kept])
 

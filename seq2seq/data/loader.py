@@ -43,8 +43,11 @@ class ResumableDataLoader(DataLoader):
         skip = self._pending_skip()
         self._resume = None
         self.batch_sampler.skip_first(skip)
-        self._handed_out = skip
-        for batch in super().__iter__():
+        self._handed_out = skip  # set now, not at the first batch: a state saved in between is already right
+        return self._counted(super().__iter__())
+
+    def _counted(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
             self._handed_out += 1
             yield batch
 

@@ -80,13 +80,21 @@ def _fit_and_evaluate(
     return results
 
 
+def user_error(error: BaseException | None) -> Seq2SeqError | None:
+    """The Seq2SeqError behind `error`, also when `instantiate` wrapped it while building an object."""
+    while error is not None and not isinstance(error, Seq2SeqError):
+        error = error.__cause__
+    return error
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     try:
         results = train(cfg)
-    except Seq2SeqError as error:
+    except Exception as raised:
+        error = user_error(raised)
         # In a sweep, a bad trial is the sweeper's to record; a preempted process must stop either way.
-        if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(error, Preempted):
+        if error is None or (HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(error, Preempted)):
             raise
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)

@@ -1,4 +1,6 @@
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq.data.batch import collate
 from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -26,3 +28,21 @@ def test_pad_fraction_counts_both_sides() -> None:
 def test_to_moves_every_tensor() -> None:
     batch = collate([(0, [7, 8], [9])]).to("meta")
     assert all(value.device.type == "meta" for value in vars(batch).values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(st.lists(st.integers(4, 50), max_size=12), st.lists(st.integers(4, 50), max_size=12)),
+                      min_size=1, max_size=6))
+def test_collate_keeps_every_token_and_pads_only_after_it(pairs) -> None:
+    """Random length mixes, empty sequences, a batch of one: each row holds its tokens, then eos, then pads."""
+    batch = collate([(i, src, tgt) for i, (src, tgt) in enumerate(pairs)])
+    for row, (src, tgt) in enumerate(pairs):
+        assert batch.src[row, : len(src) + 1].tolist() == src + [EOS_ID]
+        assert batch.tgt_in[row, : len(tgt) + 1].tolist() == [BOS_ID] + tgt
+        assert batch.tgt_out[row, : len(tgt) + 1].tolist() == tgt + [EOS_ID]
+        assert (batch.src[row, len(src) + 1 :] == PAD_ID).all() and (batch.tgt_out[row, len(tgt) + 1 :] == PAD_ID).all()
+    assert batch.src_lengths.tolist() == [len(s) + 1 for s, _ in pairs]
+    assert batch.src_mask.sum(1).tolist() == batch.src_lengths.tolist()
+    assert batch.tgt_mask.sum(1).tolist() == batch.tgt_lengths.tolist()
+    assert batch.src.size(1) == max(len(s) for s, _ in pairs) + 1  # no all-pad column
+    assert 0.0 <= batch.pad_fraction < 1.0

@@ -94,3 +94,40 @@ def test_rejects_bad_settings() -> None:
         BucketBatchSampler([1], [1], max_tokens=0)
     with pytest.raises(ValueError, match="rank 2"):
         BucketBatchSampler([1], [1], max_tokens=10, num_replicas=2, rank=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=1, max_size=120),
+    max_tokens=st.integers(1, 400),
+    max_sentences=st.none() | st.integers(1, 8),
+    replicas=st.integers(1, 4),
+    bucketing=st.booleans(),
+    epoch=st.integers(0, 3),
+)
+def test_ranks_get_equal_disjoint_shares(pairs, max_tokens, max_sentences, replicas, bucketing, epoch) -> None:
+    src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
+    samplers = [BucketBatchSampler(src, tgt, max_tokens, max_sentences, bucketing, seed=5, num_replicas=replicas, rank=r)
+                for r in range(replicas)]
+    whole = BucketBatchSampler(src, tgt, max_tokens, max_sentences, bucketing, seed=5)
+    for sampler in [*samplers, whole]:
+        sampler.set_epoch(epoch)
+    shares = [list(s) for s in samplers]
+    assert len({len(share) for share in shares}) == 1  # no rank waits for another at the epoch end
+    seen = [i for share in shares for batch in share for i in batch]
+    assert len(seen) == len(set(seen))  # no pair twice in an epoch
+    assert len(whole) - len(shares[0]) * replicas < replicas  # fewer than `replicas` batches dropped
+    for batch in (b for share in shares for b in share):
+        assert 1 <= len(batch) <= (max_sentences or len(batch))
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), min_size=1, max_size=80), data=st.data())
+def test_skip_first_resumes_the_same_epoch_order(pairs, data) -> None:
+    src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
+    sampler = BucketBatchSampler(src, tgt, max_tokens=60, seed=2)
+    batches = list(sampler)
+    skip = data.draw(st.integers(0, len(batches)))
+    sampler.skip_first(skip)
+    assert list(sampler) == batches[skip:]
+    assert list(sampler) == batches  # only the next pass is shortened

@@ -19,7 +19,8 @@ WORKDIR /app
 RUN python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --chown=seq2seq:seq2seq pyproject.toml README.md requirements.lock ./
 COPY --chown=seq2seq:seq2seq seq2seq ./seq2seq
-RUN python -m pip install -c requirements.lock -e .
+COPY --chown=seq2seq:seq2seq hydra_plugins ./hydra_plugins
+RUN python -m pip install -c requirements.lock -e ".[wandb,tensorboard,sweep]"
 COPY --chown=seq2seq:seq2seq conf ./conf
 COPY --chown=seq2seq:seq2seq data ./data
 COPY --chown=seq2seq:seq2seq scripts ./scripts

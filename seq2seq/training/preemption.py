@@ -24,8 +24,7 @@ class PreemptionCheckpoint(L.Callback):
     `checkpoints/last.ckpt` (atomically, with loop, optimizer, RNG and data-position state), asks
     SLURM to requeue the job when running under sbatch, and raises `Preempted` as the next batch
     starts (once Lightning has logged the saved step), which `train.py` turns into exit code 75
-    (EX_TEMPFAIL). `python train.py ... hydra.run.dir=SAME resume=true`
-    continues exactly there. Lightning's own SIGTERM/SIGUSR1 handlers are replaced while fitting
+    (EX_TEMPFAIL). `python train.py ... hydra.run.dir=SAME resume=true` continues exactly there. Lightning's own SIGTERM/SIGUSR1 handlers are replaced while fitting
     (its SLURM handler saves in the middle of a step) and put back afterwards.
 
     Args:
@@ -81,8 +80,8 @@ class PreemptionCheckpoint(L.Callback):
         trainer.save_checkpoint(path)
         name = self.received.name if self.received else "a signal on another rank"
         if trainer.is_global_zero and self.requeue and os.environ.get("SLURM_JOB_ID"):
-            job = os.environ.get("SLURM_ARRAY_JOB_ID", "") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-            job = job or os.environ["SLURM_JOB_ID"]
+            array = os.environ.get("SLURM_ARRAY_JOB_ID")
+            job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
             done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
             log.warning("scontrol requeue %s: %s", job, "done" if done.returncode == 0 else done.stderr.strip())
         self._stopping = (

@@ -5,6 +5,7 @@ Skipped when no cluster answers `sinfo`; `.ci/run` starts the local single-node 
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -85,3 +86,50 @@ def test_a_cancelled_job_is_reported_as_failed_not_waited_for(tmp_path: Path, ca
     assert launcher.returncode != 0
     assert "CANCELLED" in stderr, stderr[-3000:]
     assert job_states(name)[job_id].startswith("CANCELLED")
+
+
+def wait_for(condition, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, cache_dir: Path) -> None:
+    """sbatch a training run, send it the pre-timeout signal (USR1): it saves, requeues, and the rerun finishes it."""
+    run_dir, script = tmp_path / "run", tmp_path / "job.sh"
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --requeue\n#SBATCH --open-mode=append\n#SBATCH --output={tmp_path}/out-%j.log\n"
+        f"#SBATCH --cpus-per-task=1\ncd {PROJECT_ROOT}\nexport PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1\n"
+        f"exec {sys.executable} train.py debug=tiny trainer.max_steps=300 data.max_tokens=256 test=false "
+        f"hydra.run.dir={run_dir} paths.cache_dir={cache_dir} resume=true\n"
+    )
+    job = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True).stdout.strip()
+    log = tmp_path / f"out-{job}.log"
+
+    def logged(text: str) -> bool:
+        return log.exists() and text in log.read_text(errors="replace")
+
+    try:
+        wait_for(lambda: logged("checkpoint after the current step and exit"), "training to start", 300)
+        subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
+        wait_for(lambda: logged(f"scontrol requeue {job}: done"), "the job to requeue itself", 120)
+        assert logged("error: Stopped by SIGUSR1 after step")
+        # SLURM holds a requeued job for a while (BeginTime); let it start now.
+        wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout,
+                 "the requeued job to pend", 60)
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True, check=False)
+        wait_for(lambda: job_states_by_id(job) in ("COMPLETED", "FAILED", "CANCELLED"), "the rerun to finish", 600)
+    finally:
+        subprocess.run(["scancel", job], check=False)
+    assert job_states_by_id(job) == "COMPLETED", log.read_text()[-3000:]
+    assert logged(f"resuming from {run_dir}/checkpoints/last.ckpt")
+    assert json.loads((run_dir / "results.json").read_text())["steps"] == 300
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+    assert steps == list(range(300))  # the two attempts together log every step once
+
+
+def job_states_by_id(job: str) -> str:
+    done = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""

@@ -40,8 +40,9 @@ class PreemptionCheckpoint(L.Callback):
         self._previous: dict[signal.Signals, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # Only a flag: logging or printing here can re-enter a stream write the signal interrupted
+        # ("RuntimeError: reentrant call"); the step boundary below does the talking.
         self.received = signal.Signals(signum)
-        log.warning("received %s: saving a checkpoint after the current step, then exiting", self.received.name)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received, self._stopping = None, None
@@ -76,9 +77,10 @@ class PreemptionCheckpoint(L.Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop or (batch_idx + 1) % trainer.accumulate_grad_batches != 0:
             return  # in the middle of gradient accumulation: stop after the optimizer step
+        name = self.received.name if self.received else "a signal on another rank"
+        log.warning("received %s: saving a checkpoint after step %d, then exiting", name, trainer.global_step)
         path = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else trainer.default_root_dir) / "last.ckpt"
         trainer.save_checkpoint(path)
-        name = self.received.name if self.received else "a signal on another rank"
         if trainer.is_global_zero and self.requeue and os.environ.get("SLURM_JOB_ID"):
             array = os.environ.get("SLURM_ARRAY_JOB_ID")
             job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]

@@ -14,6 +14,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(signum: signa
                                  env=os.environ | {"PYTHONUNBUFFERED": "1"})
         while "checkpoint after the current step and exit" not in log.read_text():  # handlers are installed
             assert first.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.01)
         first.send_signal(signum)
         assert first.wait(timeout=300) == Preempted.exit_code, log.read_text()[-3000:]
     stopped = one_paragraph(log.read_text(), f"Stopped by {signum.name} after step", "resume=true")

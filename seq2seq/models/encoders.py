@@ -1,14 +1,14 @@
-"""Encoders: recurrent (LSTM/GRU/RNN, any strategy) and self-attention."""
+"""Encoders: recurrent (LSTM/GRU/RNN, any strategy) and self-attention (Transformer)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.transformer import RotaryTransformerLayer, rotary_angles
 from seq2seq.padding import PaddingStrategy
 
 
@@ -35,27 +35,22 @@ class RecurrentEncoder(nn.Module):
         return EncoderOutput(memory, final, self.strategy.key_padding_mask(mask))
 
 
-def sinusoidal_positions(length: int, size: int, device: torch.device) -> Tensor:
-    """(length, size) fixed sine/cosine position encodings (Vaswani et al., 2017)."""
-    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    frequency = torch.exp(torch.arange(0, size, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / size))
-    table = torch.zeros(length, size, device=device)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: size // 2])
-    return table
-
-
 class SelfAttentionEncoder(nn.Module):
-    """A pre-norm Transformer encoder with sinusoidal positions and a key padding mask.
+    """A pre-norm Transformer encoder with rotary positions and a key padding mask.
+
+    The embeddings are projected to the model width with unit-variance weights (each output feature
+    keeps the embeddings' scale) and are not multiplied by sqrt(d_model): positions enter every
+    attention score through the rotation instead of being added to, and drowned by, the tokens.
+    `seq2seq/models/transformer.py` says what was measured.
 
     Args:
         input_size: embedding size.
+        strategy: the padding strategy (naive attends to pads, the others mask them).
         hidden_size: width of the Transformer layers (d_model, the memory size).
-        num_heads: attention heads per layer.
+        num_heads: attention heads per layer (hidden_size / num_heads must be even).
         num_layers: Transformer layers.
         feedforward_size: hidden size of each layer's feed-forward block.
         dropout: dropout inside the layers and on the input.
-        strategy: the padding strategy (naive attends to pads, the others mask them).
     """
 
     def __init__(
@@ -64,25 +59,32 @@ class SelfAttentionEncoder(nn.Module):
         strategy: PaddingStrategy,
         hidden_size: int = 256,
         num_heads: int = 4,
-        num_layers: int = 3,
-        feedforward_size: int = 1024,
+        num_layers: int = 2,
+        feedforward_size: int = 512,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.strategy = strategy
         self.output_size = hidden_size
-        self.input_proj = nn.Linear(input_size, hidden_size) if input_size != hidden_size else nn.Identity()
+        self.input_proj = nn.Linear(input_size, hidden_size)
+        nn.init.normal_(self.input_proj.weight, std=input_size**-0.5)
+        nn.init.zeros_(self.input_proj.bias)
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(
-            hidden_size, num_heads, feedforward_size, dropout, batch_first=True, norm_first=True
+        self.layers = nn.ModuleList(
+            RotaryTransformerLayer(hidden_size, num_heads, feedforward_size, dropout) for _ in range(num_layers)
         )
-        # Nested tensors would drop pad positions behind our back; the strategy decides instead.
-        self.layers = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(hidden_size), enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.head_size = hidden_size // num_heads
 
     def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> EncoderOutput:
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, M), final (B, M)."""
-        x = self.input_proj(embedded) * math.sqrt(self.output_size)
-        x = self.dropout(x + sinusoidal_positions(x.size(1), self.output_size, x.device).to(x.dtype))
+        x = self.dropout(self.input_proj(embedded))  # (B, S, M)
         key_mask = self.strategy.key_padding_mask(mask)
-        memory = self.layers(x, src_key_padding_mask=None if key_mask is None else ~key_mask)  # (B, S, M)
+        # A row without a real token (an empty source) attends to all of its pads rather than to
+        # nothing, which would be NaN; its memory is never attended to and its pooled summary is zero.
+        keep = None if key_mask is None else key_mask | ~key_mask.any(1, keepdim=True)
+        angles = rotary_angles(x.size(1), self.head_size, x.device)
+        for layer in self.layers:
+            x = layer(x, keep, angles)
+        memory = self.norm(x)  # (B, S, M)
         return EncoderOutput(memory, self.strategy.pool(memory, mask), key_mask)

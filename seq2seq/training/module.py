@@ -37,6 +37,8 @@ class Seq2SeqModule(L.LightningModule):
         max_len_b: evaluation decoding limit offset.
         beam_size: beams for validation and test decoding (1: greedy search, the fast default).
         num_samples: sample translations printed at each validation.
+        warmup_steps: the learning rate rises linearly from lr / N to lr over the first N optimizer steps
+            (0: no warm-up). Transformer layers need it; the recurrent models learn without.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Seq2SeqModule(L.LightningModule):
         max_len_b: int = 10,
         beam_size: int = 1,
         num_samples: int = 3,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.net = net
@@ -60,6 +63,7 @@ class Seq2SeqModule(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.beam_size, self.num_samples = beam_size, num_samples
+        self.warmup_steps = warmup_steps
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
@@ -104,12 +108,26 @@ class Seq2SeqModule(L.LightningModule):
         their place: a 2-rank step equals a 1-rank step over the same batches with accumulation 2.
         Runs before gradient clipping and after the fp16 grad scaler's unscale.
         """
+        self._warm_up(optimizer)
         tokens, self._step_tokens = self._step_tokens, torch.zeros((), device=self.device)
         total = self.trainer.strategy.reduce(tokens.to(self.device, torch.float32), reduce_op="sum")
         scale = self.trainer.world_size * self.trainer.accumulate_grad_batches / total.clamp_min(1.0)
         for parameter in self.parameters():
             if parameter.grad is not None:
                 parameter.grad.mul_(scale.to(parameter.grad.dtype))
+
+    def _warm_up(self, optimizer: torch.optim.Optimizer) -> None:
+        """Sets the learning rate of the coming step to lr * min(1, (step + 1) / warmup_steps).
+
+        Applied as the ratio to the previous step's factor, so it composes with whatever else moves
+        the rate (ReduceLROnPlateau), and a resumed run continues from the rate its checkpoint holds.
+        """
+        step = self.global_step
+        if step >= self.warmup_steps:
+            return
+        ratio = (step + 1) / self.warmup_steps / (step / self.warmup_steps if step else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] *= ratio
 
     def _evaluation_step(self, batch: Batch) -> None:
         logits = self.net(batch)

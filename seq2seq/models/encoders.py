@@ -36,16 +36,12 @@ class RecurrentEncoder(nn.Module):
 
 
 class SelfAttentionEncoder(nn.Module):
-    """A pre-norm Transformer encoder: a convolution over neighbours, rotary positions, a key padding mask.
+    """A pre-norm Transformer encoder with rotary positions and a key padding mask.
 
     The embeddings are projected to the model width with unit-variance weights (each output feature
     keeps the embeddings' scale) and are not multiplied by sqrt(d_model): positions enter every
     attention score through the rotation instead of being added to, and drowned by, the tokens.
-    A residual convolution over each token's neighbours (as wav2vec 2.0's convolutional positions)
-    puts its left and right words into its vector from the first step; without it the decoder found
-    nothing to align with until self-attention had learnt to look at neighbours. Pads are zeroed
-    before the convolution when the strategy masks them, so a sentence's last word sees the zeros
-    it would see alone. `seq2seq/models/transformer.py` says what was measured.
+    `seq2seq/models/transformer.py` says what was measured.
 
     Args:
         input_size: embedding size.
@@ -55,7 +51,6 @@ class SelfAttentionEncoder(nn.Module):
         num_layers: Transformer layers.
         feedforward_size: hidden size of each layer's feed-forward block.
         dropout: dropout inside the layers and on the input.
-        conv_kernel_size: width of the neighbour convolution (odd; 0 leaves it out).
     """
 
     def __init__(
@@ -67,7 +62,6 @@ class SelfAttentionEncoder(nn.Module):
         num_layers: int = 2,
         feedforward_size: int = 512,
         dropout: float = 0.1,
-        conv_kernel_size: int = 3,
     ) -> None:
         super().__init__()
         self.strategy = strategy
@@ -81,20 +75,11 @@ class SelfAttentionEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(hidden_size)
         self.head_size = hidden_size // num_heads
-        if conv_kernel_size % 2 == 0 and conv_kernel_size:
-            raise ValueError(f"encoder.conv_kernel_size must be odd (centred on each token) or 0, got {conv_kernel_size}")
-        self.neighbours = (
-            nn.Conv1d(hidden_size, hidden_size, conv_kernel_size, padding=conv_kernel_size // 2) if conv_kernel_size else None
-        )
 
     def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> EncoderOutput:
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, M), final (B, M)."""
-        x = self.input_proj(embedded)  # (B, S, M)
+        x = self.dropout(self.input_proj(embedded))  # (B, S, M)
         key_mask = self.strategy.key_padding_mask(mask)
-        if self.neighbours is not None:
-            real = x if key_mask is None else x * key_mask.unsqueeze(-1).to(x.dtype)
-            x = x + self.neighbours(real.transpose(1, 2)).transpose(1, 2)
-        x = self.dropout(x)
         # A row without a real token (an empty source) attends to all of its pads rather than to
         # nothing, which would be NaN; its memory is never attended to and its pooled summary is zero.
         keep = None if key_mask is None else key_mask | ~key_mask.any(1, keepdim=True)

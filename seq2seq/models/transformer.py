@@ -8,10 +8,14 @@ rotary positions instead of absolute ones, 82; normalised queries and keys on to
 that differed only in initialisation order: the 2-epoch point falls in the middle of learning, so
 single runs move by +-10). An RNN decoder attends to the source by content, so what helps it is
 memory that says what surrounds each word (relative positions), not where the word sits in the
-sentence; rotary positions put that into every attention score. A residual convolution over
-neighbours (`SelfAttentionEncoder`) then moved the first epoch's validation BLEU from 3.5 to 53.
-Tried and not kept: absolute positions added on top of rotary ones, 8 heads, 1 layer, post-norm,
-a lower rate for the encoder alone, heads restricted to the left or right context.
+sentence; rotary positions put that into every attention score. After 6 epochs this encoder
+scores 98.4 test BLEU (the bi-LSTM default 98.5).
+
+Tried and not kept: a residual kernel-3 convolution over neighbours before the layers (first-epoch
+validation BLEU 54 instead of 3.5 and 79 test BLEU after 2 epochs, but validation BLEU then fell to
+76 at epoch 4 and 91 at epoch 5 while this encoder passed 97 by epoch 4); absolute positions added on
+top of rotary ones; 8 heads; 1 layer; post-norm; a lower rate for the encoder alone (13-17: the
+decoder must slow down with it); heads restricted to the left or right context.
 """
 
 from __future__ import annotations

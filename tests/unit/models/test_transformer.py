@@ -1,13 +1,11 @@
-"""The rotary Transformer layer and the attention encoder's shape checks."""
+"""The rotary Transformer layer: scores depend on offsets only; bad shapes are refused with the config keys."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seq2seq.models.encoders import SelfAttentionEncoder
 from seq2seq.models.transformer import RotaryTransformerLayer, rotary_angles, rotate
-from seq2seq.padding import MaskingStrategy
 
 
 def test_rotated_scores_depend_on_the_offset_between_query_and_key_only() -> None:
@@ -46,7 +44,3 @@ def test_widths_that_do_not_split_into_even_heads_name_the_config_keys(size: int
     with pytest.raises(ValueError, match=r"encoder.hidden_size .* encoder.num_heads"):
         RotaryTransformerLayer(size, heads, 16, dropout=0.0)
 
-
-def test_an_even_neighbour_convolution_is_refused_with_its_key() -> None:
-    with pytest.raises(ValueError, match="encoder.conv_kernel_size must be odd"):
-        SelfAttentionEncoder(4, MaskingStrategy(), hidden_size=8, num_heads=2, conv_kernel_size=4)

@@ -85,3 +85,13 @@ def test_plots_from_committed_results(tmp_path: Path) -> None:
     for name in ("pad_fraction.png", "tokens_per_sec.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp.png"))
+
+
+def test_components_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "components.json"
+    done = run_benchmark("benchmarks/components.py", "--rows", "default", "decoder/attention=none", "--epochs", "1",
+                         "--overrides", "debug=tiny", "--out", str(out))
+    table = json.loads(out.read_text())
+    assert table["epochs"] == 1 and set(table["rows"]) == {"default", "decoder/attention=none"}
+    assert table["rows"]["decoder/attention=none"]["overrides"] == ["decoder/attention=none"]
+    assert "| decoder/attention=none |" in done.stdout

@@ -33,18 +33,32 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("decoder=gru", ["decoder=gru"], "GRU decoder"),
     ("encoder=gru decoder=gru", ["encoder=gru", "decoder=gru"], "the GRU recipe"),
     ("decoder/attention=bahdanau", ["decoder/attention=bahdanau"], "additive attention"),
-    ("decoder.attention.score=dot", ["decoder.attention.score=dot"], "dot-product attention (decoder 256 = memory 2 x 128)"),
+    (
+        "decoder.attention.score=dot",
+        ["decoder.attention.score=dot"],
+        "dot-product attention (decoder 256 = memory 2 x 128)",
+    ),
     ("decoder/attention=none", ["decoder/attention=none"], "no attention: the baseline, expected low"),
     ("decoder/init=learned", ["decoder/init=learned"], "one learned initial state"),
     ("decoder/init=zeros", ["decoder/init=zeros"], "zero initial state"),
     ("decoder.input_feeding=true", ["decoder.input_feeding=true"], "input feeding"),
-    ("share_embeddings", ["model.net.share_embeddings=true"], "one embedding table for both sides (joint vocabulary)"),
-    ("tie_embeddings", ["model.net.tie_embeddings=true", "decoder.hidden_size=128"], "output layer = target embedding (decoder 128)"),
+    (
+        "share_embeddings",
+        ["model.net.share_embeddings=true"],
+        "one embedding table for both sides (joint vocabulary)",
+    ),
+    (
+        "tie_embeddings",
+        ["model.net.tie_embeddings=true", "decoder.hidden_size=128"],
+        "output layer = target embedding (decoder 128)",
+    ),
 ]
 
 
 def git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     return done.stdout.strip() or "unknown"
 
 
@@ -52,11 +66,17 @@ def train_row(overrides: list[str], epochs: int, log: Path) -> dict:
     """One training run in a temporary folder -> its results.json."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
-            sys.executable, "train.py", f"hydra.run.dir={run_dir}", f"trainer.max_epochs={epochs}",
-            "+trainer.enable_progress_bar=false", *overrides,
+            sys.executable,
+            "train.py",
+            f"hydra.run.dir={run_dir}",
+            f"trainer.max_epochs={epochs}",
+            "+trainer.enable_progress_bar=false",
+            *overrides,
         ]
         with log.open("w") as out:
-            done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False)
+            done = subprocess.run(
+                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False
+            )
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed with exit code {done.returncode}; see {log}")
         return json.loads((Path(run_dir) / "results.json").read_text())
@@ -68,7 +88,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rerun", action="store_true", help="train rows that the JSON file already holds")
     parser.add_argument("--out", type=Path, default=RESULTS / "components.json")
-    parser.add_argument("--overrides", nargs="*", default=[], help="added to every row, e.g. debug=tiny for a smoke run")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="added to every row, e.g. debug=tiny for a smoke run"
+    )
     args = parser.parse_args()
     known = {name for name, _, _ in ROWS}
     unknown = set(args.rows or []) - known
@@ -76,16 +98,27 @@ def main() -> None:
         raise SystemExit(f"unknown rows {sorted(unknown)}; choose from: {', '.join(sorted(known))}")
     table = json.loads(args.out.read_text()) if args.out.exists() else {"epochs": args.epochs, "rows": {}}
     if table["epochs"] != args.epochs:
-        raise SystemExit(f"{args.out} holds {table['epochs']}-epoch rows; pass --epochs {table['epochs']} or another --out")
+        raise SystemExit(
+            f"{args.out} holds {table['epochs']}-epoch rows; pass --epochs {table['epochs']} or another --out"
+        )
     logs = Path(tempfile.mkdtemp(prefix="components-"))
     for name, overrides, what in ROWS:
         if (args.rows and name not in args.rows) or (name in table["rows"] and not args.rerun):
             continue
         print(f"training {name} ({' '.join(overrides) or 'no overrides'}) ...", flush=True)
-        results = train_row([*overrides, *args.overrides], args.epochs, logs / f"{name.replace('/', '_').replace(' ', '_')}.log")
+        results = train_row(
+            [*overrides, *args.overrides],
+            args.epochs,
+            logs / f"{name.replace('/', '_').replace(' ', '_')}.log",
+        )
         table["rows"][name] = {
-            "overrides": overrides, "what": what, "commit": git_commit(),
-            **{key: results[key] for key in ("test/bleu", "val/bleu", "test/exact_match", "steps", "wall_time_s")},
+            "overrides": overrides,
+            "what": what,
+            "commit": git_commit(),
+            **{
+                key: results[key]
+                for key in ("test/bleu", "val/bleu", "test/exact_match", "steps", "wall_time_s")
+            },
         }
         write_json(args.out, table)  # after every row: an interrupted table keeps what it has
     print_table(table)
@@ -100,7 +133,9 @@ def print_table(table: dict) -> None:
         row = table["rows"].get(name)
         if row:
             overrides = " ".join(f"`{o}`" for o in row["overrides"]) or "(none)"
-            print(f"| {name} | {overrides} | {row['test/bleu']:.2f} | {row['val/bleu']:.2f} | {row['test/exact_match']:.1f} |")
+            print(
+                f"| {name} | {overrides} | {row['test/bleu']:.2f} | {row['val/bleu']:.2f} | {row['test/exact_match']:.1f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def rotary_angles(length: int, head_size: int, device: torch.device) -> tuple[Te
     product of a query at p and a key at p' depends on their offset p - p' only.
     """
     half = head_size // 2
-    frequency = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half))
+    frequency = torch.exp(
+        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half)
+    )
     angle = torch.arange(length, device=device, dtype=torch.float32)[:, None] * frequency[None, :]
     return angle.cos(), angle.sin()
 
@@ -73,7 +75,10 @@ class RotaryTransformerLayer(nn.Module):
         self.qkv = nn.Linear(size, 3 * size)
         self.out = nn.Linear(size, size)
         self.feedforward = nn.Sequential(
-            nn.Linear(size, feedforward_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(feedforward_size, size)
+            nn.Linear(size, feedforward_size),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(feedforward_size, size),
         )
         self.dropout = nn.Dropout(dropout)
 

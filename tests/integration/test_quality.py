@@ -30,14 +30,27 @@ FLOORS = {
 
 
 @pytest.mark.parametrize("encoder", FLOORS)
-def test_each_encoder_learns_the_bundled_task_in_two_epochs(encoder: str, tmp_path: Path, cache_dir: Path) -> None:
+def test_each_encoder_learns_the_bundled_task_in_two_epochs(
+    encoder: str, tmp_path: Path, cache_dir: Path
+) -> None:
     overrides, floor = FLOORS[encoder]
     command = [
-        sys.executable, "train.py", f"hydra.run.dir={tmp_path}", f"paths.cache_dir={cache_dir}", "trainer.max_epochs=2",
-        "test=false", "logger={}", "+trainer.enable_progress_bar=false", *overrides,
+        sys.executable,
+        "train.py",
+        f"hydra.run.dir={tmp_path}",
+        f"paths.cache_dir={cache_dir}",
+        "trainer.max_epochs=2",
+        "test=false",
+        "logger={}",
+        "+trainer.enable_progress_bar=false",
+        *overrides,
     ]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["steps"] == 486
-    assert results["val/bleu"] >= floor, f"{encoder}: validation BLEU {results['val/bleu']:.2f} is below its floor {floor}"
+    assert results["val/bleu"] >= floor, (
+        f"{encoder}: validation BLEU {results['val/bleu']:.2f} is below its floor {floor}"
+    )

@@ -43,4 +43,3 @@ def test_a_token_moved_along_a_padded_row_keeps_its_output_when_its_context_move
 def test_widths_that_do_not_split_into_even_heads_name_the_config_keys(size: int, heads: int) -> None:
     with pytest.raises(ValueError, match=r"encoder.hidden_size .* encoder.num_heads"):
         RotaryTransformerLayer(size, heads, 16, dropout=0.0)
-

@@ -36,13 +36,22 @@ def train_rates(warmup_steps: int, steps: int, scheduler=None) -> list[float]:
     decoder = partial(RecurrentDecoder, partial(torch.nn.GRU), hidden_size=8, init=ZeroInit)
     net = Seq2Seq(encoder, decoder, MaskingStrategy(), src_vocab_size=16, tgt_vocab_size=16, embedding_dim=8)
     module = Seq2SeqModule(
-        net, partial(torch.optim.Adam, lr=0.01), scheduler=scheduler, scheduler_options={"interval": "step"},
+        net,
+        partial(torch.optim.Adam, lr=0.01),
+        scheduler=scheduler,
+        scheduler_options={"interval": "step"},
         warmup_steps=warmup_steps,
     )
     rates = LearningRates()
     trainer = L.Trainer(
-        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, callbacks=[rates],
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[rates],
     )
     trainer.fit(module, train_dataloaders=DataLoader([collate(PAIRS)] * steps, batch_size=None))
     return rates.seen

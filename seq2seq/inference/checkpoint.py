@@ -65,5 +65,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     config = OmegaConf.create(meta["config"])
     net: Seq2Seq = instantiate(config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt))
     weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
-    net.load_state_dict(weights)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:  # missing, unexpected or reshaped parameters
+        raise CheckpointError(
+            f"The weights in {path} do not fit the model this version of seq2seq builds from the checkpoint's "
+            f"config ({str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}). It was "
+            f"written by another version (the attention encoder, for one, changed from sinusoidal to rotary "
+            f"positions); evaluate it with the version that trained it, or train it again."
+        ) from None
     return LoadedModel(net.to(device).eval(), vocabs, config)

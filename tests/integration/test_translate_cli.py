@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
+import torch
 
 from seq2seq.cli.evaluate import main as evaluate_main
 from seq2seq.cli.translate import main as translate_main
@@ -123,6 +124,22 @@ def test_corrupted_checkpoint_gives_one_clear_error_and_no_output(tiny_checkpoin
     assert done.returncode == 2
     assert "Cannot read checkpoint" in done.stderr and "Traceback" not in done.stderr
     assert not output.exists()
+
+
+def test_weights_of_another_model_version_give_one_clear_error(tiny_checkpoint, test_files, tmp_path) -> None:
+    # What an attention-encoder checkpoint from before rotary positions looks like to this version.
+    checkpoint = torch.load(tiny_checkpoint("attention"), map_location="cpu", weights_only=True)
+    checkpoint["state_dict"]["net.encoder.old_positions.weight"] = torch.zeros(3)
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    output = tmp_path / "out.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "seq2seq.cli.translate", "--checkpoint", str(old), "--input", str(test_files[0]), "--output", str(output)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"The weights in {old} do not fit" in done.stderr and "old_positions" in done.stderr
+    assert "Traceback" not in done.stderr and not output.exists()
 
 
 @pytest.mark.parametrize("command", ["seq2seq-translate", "seq2seq-evaluate", "seq2seq-train"])

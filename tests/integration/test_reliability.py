@@ -10,6 +10,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -133,8 +134,10 @@ def test_non_finite_loss_stops_with_the_step_and_batch(tmp_path: Path, cache_dir
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, *DIVERGING)
     assert done.returncode == TrainingDiverged.exit_code, done.stderr[-3000:]
-    one_paragraph(done.stderr, "The training loss became nan at step 1 (epoch 0, batch 1:", "training pairs, indices",
-                  "the last good checkpoint is none yet", "Lower model.optimizer.lr")
+    line = one_paragraph(done.stderr, "at step 1 (epoch 0, batch 1:", "training pairs, indices",
+                         "the last good checkpoint is none yet", "Lower model.optimizer.lr")
+    # lr=1e37 overflows the first update; whether the next loss is inf or nan depends on the CPU's kernels.
+    assert re.search(r"The training loss became (nan|inf|-inf) at step 1 ", line), line
     assert not (run_dir / "results.json").exists() and not list(run_dir.glob("checkpoints/*"))
     assert not list(run_dir.glob("spm.*")) and not (run_dir / "config.yaml").exists()
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from seq2seq.errors import InputError
+
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class CorpusError(InputError):
@@ -46,21 +50,59 @@ def find_split_file(folder: Path, split: str, lang: str) -> Path:
     )
 
 
-def read_lines(path: Path) -> list[str]:
-    """Reads UTF-8 lines of a plain or `.gz` file, stripping the newline and surrounding spaces."""
+def iter_raw_lines(path: Path) -> Iterator[bytes]:
+    """Streams the lines of a plain or `.gz` file as bytes, without their `\\n` or `\\r\\n` ending.
+
+    Lines are what `wc -l` counts: only `\\n` ends a line, so a stray `\\r` inside a line (common in
+    web-crawled corpora) stays part of it and line numbers in messages match `sed -n Np`. A UTF-8
+    byte-order mark at the start of the file is dropped.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        raw_lines = handle.read().splitlines()
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            lines.append(raw.decode("utf-8").strip())
-        except UnicodeDecodeError as error:
-            raise CorpusError(
-                f"{path}, line {number}: invalid UTF-8 ({error.reason} at byte {error.start}). "
-                f"Re-encode the file as UTF-8 (for example with iconv) or remove the line."
-            ) from None
-    return lines
+        for number, raw in enumerate(handle):
+            if number == 0 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]
+            yield raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+
+
+def decode_line(raw: bytes, path: Path, number: int) -> str:
+    """A line as text without surrounding spaces; invalid UTF-8 is a `CorpusError` naming file and line."""
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError as error:
+        raise CorpusError(
+            f"{path}, line {number}: invalid UTF-8 ({error.reason} at byte {error.start}). "
+            f"Re-encode the file as UTF-8 (for example with iconv) or remove the line."
+        ) from None
+
+
+def read_lines(path: Path) -> list[str]:
+    """Reads the UTF-8 lines of a plain or `.gz` file (see `iter_raw_lines`), stripped of surrounding spaces."""
+    return [decode_line(raw, path, number) for number, raw in enumerate(iter_raw_lines(path), start=1)]
+
+
+def iter_raw_pairs(src_path: Path, tgt_path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """Streams aligned raw line pairs of two files; a `CorpusError` at the end if their line counts differ."""
+    src_count = tgt_count = 0
+    for src, tgt in itertools.zip_longest(iter_raw_lines(src_path), iter_raw_lines(tgt_path)):
+        src_count, tgt_count = src_count + (src is not None), tgt_count + (tgt is not None)
+        if src is not None and tgt is not None:
+            yield src, tgt
+    if src_count != tgt_count:
+        raise line_count_error(src_path, src_count, tgt_path, tgt_count)
+    if not src_count:
+        raise empty_corpus_error(src_path, tgt_path)
+
+
+def line_count_error(src_path: Path, src_count: int, tgt_path: Path, tgt_count: int) -> CorpusError:
+    return CorpusError(
+        f"Line counts differ: {src_path} has {src_count} lines but {tgt_path} has {tgt_count}. "
+        f"Parallel files must be aligned line by line; fix or re-export the corpus."
+    )
+
+
+def empty_corpus_error(src_path: Path, tgt_path: Path) -> CorpusError:
+    return CorpusError(f"Empty corpus: {src_path} and {tgt_path} have no lines. Point data.path at a real corpus.")
 
 
 def read_parallel(folder: str | Path, split: str, src_lang: str, tgt_lang: str) -> ParallelText:
@@ -70,10 +112,7 @@ def read_parallel(folder: str | Path, split: str, src_lang: str, tgt_lang: str) 
     tgt_path = find_split_file(folder, split, tgt_lang)
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
-        raise CorpusError(
-            f"Line counts differ: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}. "
-            f"Parallel files must be aligned line by line; fix or re-export the corpus."
-        )
+        raise line_count_error(src_path, len(src), tgt_path, len(tgt))
     if not src:
-        raise CorpusError(f"Empty corpus: {src_path} and {tgt_path} have no lines. Point data.path at a real corpus.")
+        raise empty_corpus_error(src_path, tgt_path)
     return ParallelText(src, tgt, src_path, tgt_path)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import CorpusError, read_parallel
+from seq2seq.data.corpus import CorpusError, iter_raw_pairs, read_lines, read_parallel
 
 
 def write(path: Path, lines: list[str], gz: bool = False) -> None:
@@ -42,3 +42,20 @@ def test_invalid_utf8_reports_the_line(tmp_path: Path) -> None:
     write(tmp_path / "test.en", ["ok", "bad"])
     with pytest.raises(CorpusError, match=r"test\.de, line 2: invalid UTF-8"):
         read_parallel(tmp_path, "test", "de", "en")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_lines_are_what_wc_counts_and_a_byte_order_mark_is_dropped(tmp_path: Path, gz: bool) -> None:
+    """Only \\n ends a line (\\r\\n too): a stray \\r inside a web-crawled line does not split it."""
+    data = b"\xef\xbb\xbfeins\r\nzwei\rdrei\nvier"
+    path = tmp_path / ("train.de.gz" if gz else "train.de")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    assert read_lines(path) == ["eins", "zwei\rdrei", "vier"]
+    assert list(iter_raw_pairs(path, path)) == [(b"eins", b"eins"), (b"zwei\rdrei", b"zwei\rdrei"), (b"vier", b"vier")]
+
+
+def test_streamed_pairs_of_unequal_files_end_in_the_line_count_error(tmp_path: Path) -> None:
+    write(tmp_path / "train.de", ["a", "b", "c"])
+    write(tmp_path / "train.en", ["a"])
+    with pytest.raises(CorpusError, match=r"train\.de has 3 lines but .*train\.en has 1"):
+        list(iter_raw_pairs(tmp_path / "train.de", tmp_path / "train.en"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -39,8 +40,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __init__(
         self,
-        src_lengths: Sequence[int],
-        tgt_lengths: Sequence[int],
+        src_lengths: Sequence[int] | np.ndarray,
+        tgt_lengths: Sequence[int] | np.ndarray,
         max_tokens: int,
         max_sentences: int | None = None,
         bucketing: bool = True,
@@ -55,8 +56,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"max_tokens ({max_tokens}) and max_sentences ({max_sentences}) must be positive")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
-        self.src_lengths = torch.as_tensor(src_lengths, dtype=torch.long)
-        self.tgt_lengths = torch.as_tensor(tgt_lengths, dtype=torch.long)
+        # Kept as given (a memory-mapped array stays mapped): the keys below are built per epoch and freed.
+        self.src_lengths = np.asarray(src_lengths)
+        self.tgt_lengths = np.asarray(tgt_lengths)
         self.max_tokens = max_tokens
         self.max_sentences = max_sentences
         self.bucketing = bucketing
@@ -66,55 +68,87 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.epoch = 0
         self._skip = 0  # batches the next pass leaves out (a resumed epoch); see skip_first
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._cache: tuple[int, Batches] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training loop so that every epoch draws new batches (same on every rank)."""
         self.epoch = epoch
 
-    def _order(self, generator: torch.Generator) -> list[int]:
-        n = len(self.src_lengths)
-        if not self.bucketing:
-            return torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
-        tie_break = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        # Lexicographic sort on (max, src, tgt, tie_break): stable sorts from the least significant key.
-        order = torch.argsort(tie_break)
-        for key in (self.tgt_lengths, self.src_lengths, torch.maximum(self.src_lengths, self.tgt_lengths)):
-            order = order[torch.argsort(key[order], stable=True)]
-        return order.tolist()
+    def longest(self) -> np.ndarray:
+        """(N,) int64 longer side of each pair: what a batch's padded cost is charged for."""
+        return np.maximum(self.src_lengths, self.tgt_lengths).astype(np.int64)
 
-    def cut(self, order: list[int]) -> list[list[int]]:
-        """Greedy cut: a batch grows while its padded cost stays within the budget."""
-        batches: list[list[int]] = []
-        batch: list[int] = []
-        longest = 0
-        src, tgt = self.src_lengths.tolist(), self.tgt_lengths.tolist()
-        for index in order:
-            length = max(src[index], tgt[index])
-            grown = max(longest, length)
-            full = self.max_sentences is not None and len(batch) >= self.max_sentences
-            if batch and (grown * (len(batch) + 1) > self.max_tokens or full):
-                batches.append(batch)
-                batch, grown = [], length
-            batch.append(index)
-            longest = grown
-        if batch:
-            batches.append(batch)
-        return batches
+    def _order(self, generator: torch.Generator) -> np.ndarray:
+        n = len(self.src_lengths)
+        index_type = np.int32 if n < 2**31 else np.int64
+        if not self.bucketing:
+            return (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(index_type)
+        # Sorted by (longer side, source length, target length, random tie-break).
+        tie_break = torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)
+        src, tgt = self.src_lengths.astype(np.int64), self.tgt_lengths.astype(np.int64)
+        longest = np.maximum(src, tgt)
+        if int(longest.max(initial=0)) >= 2**20:  # too long to pack into one key: a (slower) lexicographic sort
+            return np.lexsort((tie_break, tgt, src, longest)).astype(index_type)
+        # One stable sort of a packed key over the pairs taken in tie-break order.
+        by_tie_break = np.empty_like(tie_break)
+        by_tie_break[tie_break] = np.arange(n, dtype=tie_break.dtype)  # the inverse permutation: argsort without a sort
+        key = ((longest << 40) | (src << 20) | tgt)[by_tie_break]
+        return by_tie_break[np.argsort(key, kind="stable")].astype(index_type)
+
+    def cut(self, order: np.ndarray) -> np.ndarray:
+        """Greedy cut of `order` into batches; returns the batch boundaries (B + 1,) into `order`.
+
+        A batch grows while `n * longest pair so far` stays within the budget (and n within
+        max_sentences); its first pair always fits. Each batch is found with array operations over a
+        window that doubles until the budget is exceeded, so the Python loop runs once per batch.
+        """
+        longest = self.longest()[order]
+        bounds = [0]
+        start, total = 0, len(order)
+        cap = self.max_sentences or total
+        window = 64
+        while start < total:
+            while True:
+                stop = min(total, start + min(window, cap + 1))
+                grown = np.maximum.accumulate(longest[start:stop])
+                over = grown * np.arange(1, stop - start + 1) > self.max_tokens
+                over[0] = False
+                if len(over) > cap:
+                    over[cap:] = True
+                if over.any() or stop == total:
+                    break
+                window *= 2
+            size = int(over.argmax()) if over.any() else stop - start
+            start += size
+            bounds.append(start)
+            window = max(64, 2 * size)
+        return np.asarray(bounds, dtype=np.int64)
 
     def batches(self) -> list[list[int]]:
         """All batches of this epoch for this rank, in the order they will be yielded."""
+        return [self._drawn()[k] for k in range(len(self))]
+
+    def largest_batch(self) -> list[int]:
+        """The batch of this epoch (this rank) with the most padded slots: what memory must hold."""
+        drawn = self._drawn()
+        if not len(drawn):
+            return []
+        costs = drawn.sizes() * np.maximum.reduceat(self.longest()[drawn.order], drawn.bounds[:-1])
+        return drawn.batch(int(drawn.picked[costs[drawn.picked].argmax()]))
+
+    def _drawn(self) -> Batches:
         if self._cache is None or self._cache[0] != self.epoch:
             self._cache = (self.epoch, self._draw())
         return self._cache[1]
 
-    def _draw(self) -> list[list[int]]:
+    def _draw(self) -> Batches:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        batches = self.cut(self._order(generator))
-        if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        usable = len(batches) - len(batches) % self.num_replicas  # equal batch counts on every rank
-        return batches[self.rank : usable : self.num_replicas]
+        order = self._order(generator)
+        bounds = self.cut(order)
+        count = len(bounds) - 1
+        shuffled = torch.randperm(count, generator=generator).numpy() if self.shuffle else np.arange(count)
+        usable = count - count % self.num_replicas  # equal batch counts on every rank
+        return Batches(order, bounds, shuffled[self.rank : usable : self.num_replicas])
 
     def skip_first(self, count: int) -> None:
         """The next pass starts at batch `count` of this epoch (resuming mid-epoch); later passes are whole."""
@@ -122,7 +156,34 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         skip, self._skip = self._skip, 0
-        return iter(self.batches()[skip:])
+        drawn = self._drawn()
+        return (drawn[k] for k in range(skip, len(drawn)))
 
     def __len__(self) -> int:
-        return len(self.batches())
+        return len(self._drawn())
+
+
+class Batches:
+    """One epoch's batches for one rank, stored compactly: the pair order, the cut and the batches picked.
+
+    Attributes:
+        order: (N,) pair indices in batch order before shuffling.
+        bounds: (B + 1,) start of each batch in `order`, and the end.
+        picked: this rank's batch numbers, in the order they are yielded.
+    """
+
+    def __init__(self, order: np.ndarray, bounds: np.ndarray, picked: np.ndarray) -> None:
+        self.order, self.bounds, self.picked = order, bounds, picked
+
+    def batch(self, number: int) -> list[int]:
+        return self.order[self.bounds[number] : self.bounds[number + 1]].tolist()
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    def __getitem__(self, k: int) -> list[int]:
+        """The k-th batch this rank yields."""
+        return self.batch(int(self.picked[k]))
+
+    def __len__(self) -> int:
+        return len(self.picked)

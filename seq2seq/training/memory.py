@@ -47,12 +47,12 @@ class LargestBatchFirst(L.Callback):
         datamodule = trainer.datamodule
         loader = datamodule.train_dataloader()
         sampler, dataset = loader.batch_sampler, loader.dataset
-        longest = torch.maximum(sampler.src_lengths, sampler.tgt_lengths).tolist()
+        longest = sampler.longest()
 
         def cost(ids: list[int]) -> int:  # padded slots, what data.max_tokens bounds
-            return len(ids) * max(longest[i] for i in ids)
+            return len(ids) * int(longest[ids].max())
 
-        largest = max(sampler.batches(), key=cost)
+        largest = sampler.largest_batch()
         batch = collate([dataset[i] for i in largest]).to(device)
         self.probed = (len(largest), cost(largest))
         pl_module.to(device).train()
@@ -67,7 +67,7 @@ class LargestBatchFirst(L.Callback):
             budget = datamodule.max_tokens
             raise OutOfMemoryAtStart(
                 f"The largest training batch ({len(largest)} sentences, {cost(largest)} padded tokens, up to "
-                f"{max(longest[i] for i in largest)} tokens long) does not fit in memory on {device} "
+                f"{int(longest[largest].max())} tokens long) does not fit in memory on {device} "
                 f"(data.max_tokens={budget}). Lower data.max_tokens (e.g. data.max_tokens={budget // 2}), cap "
                 f"data.max_length, or use a smaller model or device.precision=bf16-mixed. ({str(error).splitlines()[0]})"
             ) from None

@@ -1,63 +1,41 @@
-"""The LightningDataModule: parallel files -> sentencepiece ids -> bucketed, padded batches."""
+"""The LightningDataModule: parallel files -> prepared, memory-mapped ids -> bucketed, padded batches."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from seq2seq.data.batch import collate
-from seq2seq.data.corpus import CorpusError, ParallelText, read_parallel
 from seq2seq.data.loader import ResumableDataLoader
+from seq2seq.data.mapped import MappedPairs
+from seq2seq.data.prepare import SPLITS, CorpusFiles, Prepared, PrepareSettings, prepare
 from seq2seq.data.sampler import BucketBatchSampler
-from seq2seq.data.vocab import Vocabs, build_vocabs
+from seq2seq.data.vocab import Vocabs
 from seq2seq.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PairDataset(Dataset):
-    """Token ids of one split plus its raw text (references for BLEU)."""
-
-    text: ParallelText
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.src_ids)
-
-    def __getitem__(self, index: int) -> tuple[int, list[int], list[int]]:
-        return index, self.src_ids[index], self.tgt_ids[index]
-
-    @property
-    def src_lengths(self) -> list[int]:
-        return [len(ids) + 1 for ids in self.src_ids]  # + eos, as collated
-
-    @property
-    def tgt_lengths(self) -> list[int]:
-        return [len(ids) + 1 for ids in self.tgt_ids]
-
-
-def drop_pairs(text: ParallelText, keep: list[bool]) -> ParallelText:
-    src = [s for s, k in zip(text.src, keep) if k]
-    tgt = [t for t, k in zip(text.tgt, keep) if k]
-    return ParallelText(src, tgt, text.src_path, text.tgt_path)
-
-
 class TranslationDataModule(L.LightningDataModule):
-    """Reads `path/{train,valid,test}.{src_lang,tgt_lang}` (plain or .gz) and serves bucketed batches.
+    """Prepares `path/{train,valid,test}.{src_lang,tgt_lang}` (plain or .gz) once and serves bucketed batches.
+
+    `setup` maps the prepared arrays (`seq2seq.data.prepare`), preparing them first when no folder
+    matches the files and settings; under DDP or SLURM one process prepares and the others wait.
 
     Args:
         path: folder of the parallel files.
         src_lang: source file suffix.
         tgt_lang: target file suffix.
-        vocab: keyword arguments of `build_vocabs` (vocab_size, model_type, joint, character_coverage).
+        vocab: keyword arguments of `build_vocabs` (vocab_size, model_type, joint, character_coverage, seed).
         cache_dir: where trained sentencepiece models are cached.
+        prepared_dir: where prepared corpora are kept (one folder per files + settings).
+        train: training corpora as file prefixes (`P` means `P.{src_lang}` and `P.{tgt_lang}`, relative to
+            `path`), prepared as one training split; None is `path/train`.
+        prepare_workers: processes that encode the corpus (None: the CPUs available, at most 8).
         max_tokens: padded-token budget of a training batch.
         max_sentences: optional cap on pairs per batch.
         eval_max_tokens: budget of validation/test batches (no gradients: can be larger).
@@ -76,6 +54,9 @@ class TranslationDataModule(L.LightningDataModule):
         tgt_lang: str,
         vocab: dict,
         cache_dir: str,
+        prepared_dir: str | None = None,
+        train: list[str] | None = None,
+        prepare_workers: int | None = None,
         max_tokens: int = 4096,
         max_sentences: int | None = None,
         eval_max_tokens: int | None = None,
@@ -94,55 +75,31 @@ class TranslationDataModule(L.LightningDataModule):
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.vocab_settings = dict(vocab)
         self.cache_dir = cache_dir
+        self.prepared_dir = prepared_dir or str(Path(cache_dir).parent / "prepared")
+        self.train = list(train) if train else None
+        self.prepare_workers = prepare_workers
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.eval_max_tokens = eval_max_tokens or max_tokens
         self.bucketing, self.max_length = bucketing, max_length
         self.too_long, self.empty_lines = too_long, empty_lines
         self.num_workers, self.seed = num_workers, seed
         self.vocabs: Vocabs | None = None
-        self.splits: dict[str, PairDataset] = {}
+        self.splits: dict[str, MappedPairs] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocabs is not None:
             return
-        train = self._clean(read_parallel(self.path, "train", self.src_lang, self.tgt_lang), "train")
-        if not train.src:
-            raise CorpusError(
-                f"{train.src_path}: no training pair is left once pairs with an empty side are skipped. "
-                f"Check that {train.src_path.name} and {train.tgt_path.name} hold text on the same lines."
-            )
-        self.vocabs = build_vocabs(train.src, train.tgt, self.cache_dir, **self.vocab_settings)
-        self.splits["train"] = self._encode(train, limit=self.max_length)
-        for split in ("valid", "test"):
-            self.splits[split] = self._encode(self._clean(read_parallel(self.path, split, self.src_lang, self.tgt_lang), split))
+        prepared = self.prepare()
+        log.info("%s %s", "prepared the corpus into" if prepared.built else "mapping the corpus prepared in", prepared.folder)
+        prepared.log_counts()
+        self.vocabs = prepared.vocabs()
+        self.splits = {split: MappedPairs(prepared.folder, split, prepared.manifest) for split in SPLITS}
 
-    def _clean(self, text: ParallelText, split: str) -> ParallelText:
-        keep = [bool(s) and bool(t) for s, t in zip(text.src, text.tgt)]
-        if all(keep):
-            return text
-        empty = [number for number, kept in enumerate(keep, start=1) if not kept]
-        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
-        if self.empty_lines == "error":
-            raise CorpusError(
-                f"{text.src_path} / {text.tgt_path}: {len(empty)} line(s) with an empty side (lines {shown}). "
-                f"Remove them from both files, or set data.empty_lines=skip to leave those pairs out."
-            )
-        log.warning("%s: skipped %d pairs with an empty side (lines %s of %s)", split, len(empty), shown, text.src_path)
-        return drop_pairs(text, keep)
-
-    def _encode(self, text: ParallelText, limit: int | None = None) -> PairDataset:
-        src_ids, tgt_ids = self.vocabs.src.encode(text.src), self.vocabs.tgt.encode(text.tgt)
-        if limit is None:
-            return PairDataset(text, src_ids, tgt_ids)
-        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
-        if all(keep):
-            return PairDataset(text, src_ids, tgt_ids)
-        if self.too_long == "truncate":
-            log.warning("truncated %d training pairs to data.max_length=%d tokens", keep.count(False), limit)
-            return PairDataset(text, [s[:limit] for s in src_ids], [t[:limit] for t in tgt_ids])
-        log.warning("dropped %d training pairs longer than data.max_length=%d (data.too_long=truncate keeps them, cut)", keep.count(False), limit)
-        kept = [i for i, k in enumerate(keep) if k]
-        return PairDataset(drop_pairs(text, keep), [src_ids[i] for i in kept], [tgt_ids[i] for i in kept])
+    def prepare(self) -> Prepared:
+        """The prepared folder of this corpus and these settings, made now if none matches."""
+        files = CorpusFiles.find(self.path, self.src_lang, self.tgt_lang, self.train)
+        settings = PrepareSettings(self.vocab_settings, self.max_length, self.too_long, self.empty_lines)
+        return prepare(files, settings, self.prepared_dir, self.cache_dir, self.prepare_workers)
 
     def _loader(self, split: str, max_tokens: int, train: bool) -> DataLoader:
         dataset = self.splits[split]

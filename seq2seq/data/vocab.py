@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sentencepiece as spm
@@ -71,12 +72,47 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def train_sentencepiece(lines: list[str], vocab_size: int, model_type: str, character_coverage: float, seed: int) -> bytes:
-    """Trains a model in memory and returns its bytes."""
+def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_type: str, character_coverage: float, seed: int) -> bytes:
+    """Trains a model in memory and returns its bytes.
+
+    `lines` may be a stream: sentencepiece keeps a random sample of at most `input_sentence_size`
+    sentences (reservoir sampling), so a corpus of any size trains in bounded memory.
+    """
     model = io.BytesIO()
     spm.set_random_generator_seed(seed)
+    source = Reading(lines)
+    try:
+        train_from(source, model, vocab_size, model_type, character_coverage)
+    except RuntimeError:
+        if source.error is None:
+            raise
+    if source.error is not None:  # e.g. a CorpusError: sentencepiece would report it as its own INTERNAL error
+        raise source.error
+    return model.getvalue()
+
+
+class Reading:
+    """Iterates `lines` for sentencepiece and keeps the first error the stream raises, to re-raise it as it was."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines, self.error = iter(lines), None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self.lines)
+        except StopIteration:
+            raise
+        except Exception as error:
+            self.error = error
+            raise StopIteration from None
+
+
+def train_from(lines: Iterator[str], model: io.BytesIO, vocab_size: int, model_type: str, character_coverage: float) -> None:
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
+        sentence_iterator=lines,
         model_writer=model,
         vocab_size=vocab_size,
         model_type=model_type,
@@ -91,45 +127,49 @@ def train_sentencepiece(lines: list[str], vocab_size: int, model_type: str, char
         num_threads=os.cpu_count() or 1,
         minloglevel=2,
     )
-    return model.getvalue()
 
 
-def _cache_key(src: list[str], tgt: list[str], settings: dict) -> str:
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+def content_key(src: list[str], tgt: list[str]) -> str:
+    """A digest of the training text itself: the cache key of vocabularies trained from in-memory lists."""
+    digest = hashlib.sha256()
     for side in (src, tgt):
         digest.update("\n".join(side).encode())
         digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def build_vocabs(
-    src: list[str],
-    tgt: list[str],
+    src: Iterable[str],
+    tgt: Iterable[str],
     cache_dir: str | Path,
     vocab_size: int = 8000,
     model_type: str = "unigram",
     joint: bool = True,
     character_coverage: float = 1.0,
     seed: int = 0,
+    corpus_key: str | None = None,
 ) -> Vocabs:
     """Trains sentencepiece on the training split, or loads the models cached for the same text and settings.
 
     Args:
-        src: training source sentences.
-        tgt: training target sentences.
+        src: training source sentences: a list, or a re-iterable stream (each `iter` reads the corpus anew).
+        tgt: training target sentences, aligned with `src`.
         cache_dir: folder holding one sub-folder per (text, settings) hash.
         vocab_size: pieces per model (an upper bound: small corpora may give fewer).
         model_type: `unigram` or `bpe`.
         joint: one model for both sides (enables tied source/target embeddings) or one per side.
         character_coverage: share of characters the model must cover (1.0 for small alphabets).
         seed: sentencepiece's sampling seed.
+        corpus_key: what identifies the training text (e.g. digests of its files); None hashes `src` and
+            `tgt`, which must then be lists.
     """
     settings = dict(vocab_size=vocab_size, model_type=model_type, joint=joint, character_coverage=character_coverage, seed=seed)
-    folder = Path(cache_dir) / _cache_key(src, tgt, settings)
+    key = corpus_key or content_key(src, tgt)
+    folder = Path(cache_dir) / hashlib.sha256(f"{key}{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()[:16]
     names = ["joint"] if joint else ["src", "tgt"]
     if not all((folder / f"{name}.model").is_file() for name in names):
-        corpora = {"joint": src + tgt} if joint else {"src": src, "tgt": tgt}
-        models = {name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed) for name in names}
+        corpora = {"joint": Chained(src, tgt)} if joint else {"src": src, "tgt": tgt}
+        models = {name: train_sentencepiece(iter(corpora[name]), vocab_size, model_type, character_coverage, seed) for name in names}
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
         for name, data in models.items():
@@ -141,3 +181,14 @@ def build_vocabs(
             shutil.rmtree(staging, ignore_errors=True)
     loaded = {name: Vocab.load(folder / f"{name}.model") for name in names}
     return Vocabs(loaded["joint"], loaded["joint"]) if joint else Vocabs(loaded["src"], loaded["tgt"])
+
+
+class Chained:
+    """`first` then `second`, re-iterable (a joint model trains on both sides of the corpus)."""
+
+    def __init__(self, first: Iterable[str], second: Iterable[str]) -> None:
+        self.first, self.second = first, second
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.first
+        yield from self.second

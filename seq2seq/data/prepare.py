@@ -1,0 +1,474 @@
+"""Preparing a corpus once: the sentencepiece ids of every split as flat arrays that training memory-maps.
+
+A prepared folder (one per corpus files + settings, under `data.prepared_dir`) holds, per split and side:
+
+    {split}.{side}.tokens    ids of all kept pairs back to back, no eos (uint16 if the vocabulary fits, else uint32)
+    {split}.{side}.offsets   int64 start of each pair's ids in `tokens`
+    {split}.{side}.lengths   ids per pair (uint16 when every pair fits, else uint32)
+    {split}.{side}.txt       valid/test only: the kept lines, which BLEU is computed against
+
+plus the sentencepiece model(s) and `manifest.json`, written last and atomically: a folder without a
+manifest is unfinished (a preparation killed mid-write) and is built again. One process prepares at a
+time (a file lock beside the folder); the others wait, then map the same files. A manifest whose source
+files (size and modification time, else their SHA-256) or settings differ is not used: the folder is
+rebuilt. Files are read line by line (plain or .gz) and encoded by worker processes in chunks, so no
+file is ever held in memory whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq.data.corpus import CorpusError, decode_line, find_split_file, iter_raw_pairs
+from seq2seq.data.vocab import Vocab, Vocabs, atomic_write_bytes, build_vocabs
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+SPLITS = ("train", "valid", "test")
+SIDES = ("src", "tgt")
+CHUNK_PAIRS = 4096  # pairs per task sent to a worker
+MAX_EMPTY_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class CorpusFiles:
+    """The files of each split: a list of (source file, target file), several for a multi-corpus train split."""
+
+    splits: dict[str, list[tuple[Path, Path]]]
+
+    @classmethod
+    def find(
+        cls, path: str | Path, src_lang: str, tgt_lang: str, train: list[str] | None = None
+    ) -> CorpusFiles:
+        """`path/{split}.{lang}` (or .gz); `train` lists the training corpora as file prefixes instead.
+
+        A prefix `P` means `P.{src_lang}` and `P.{tgt_lang}`; a relative prefix is taken inside `path`.
+        """
+        folder = Path(path)
+        prefixes = {
+            "train": [folder / p for p in train] if train else [folder / "train"],
+            "valid": [folder / "valid"],
+            "test": [folder / "test"],
+        }
+        splits = {
+            split: [
+                (find_split_file(p.parent, p.name, src_lang), find_split_file(p.parent, p.name, tgt_lang))
+                for p in prefixes[split]
+            ]
+            for split in SPLITS
+        }
+        return cls({split: [(s.resolve(), t.resolve()) for s, t in splits[split]] for split in SPLITS})
+
+    def key(self, settings: PrepareSettings) -> str:
+        """Names the prepared folder: which files, prepared how (their content is checked by the manifest)."""
+        described = {split: [[str(s), str(t)] for s, t in pairs] for split, pairs in self.splits.items()}
+        return hashlib.sha256(json.dumps([described, asdict(settings)], sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Everything besides the files that decides the prepared arrays."""
+
+    vocab: dict
+    max_length: int | None = None
+    too_long: str = "drop"
+    empty_lines: str = "skip"
+
+
+@dataclass
+class SplitCounts:
+    """What preparation kept and left out of one split (recorded in the manifest, logged at every load)."""
+
+    pairs: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
+    longest: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
+    too_long: int = 0
+    empty: dict[str, list] = field(default_factory=dict)  # source file -> [count, first line numbers]
+    lines: list[int] = field(default_factory=list)  # lines of each corpus of the split
+
+
+@dataclass
+class Prepared:
+    """A prepared folder that matches its corpus and settings; `built` says whether this call made it."""
+
+    folder: Path
+    manifest: dict
+    built: bool
+
+    def vocabs(self) -> Vocabs:
+        if self.manifest["vocab"]["joint"]:
+            joint = Vocab.load(self.folder / "spm.joint.model")
+            return Vocabs(joint, joint)
+        return Vocabs(Vocab.load(self.folder / "spm.src.model"), Vocab.load(self.folder / "spm.tgt.model"))
+
+    def log_counts(self) -> None:
+        """The same warnings a run prints whether it prepared the data now or maps an earlier preparation."""
+        settings = self.manifest["settings"]
+        for split in SPLITS:
+            counts = self.manifest["splits"][split]
+            for path, (count, shown) in counts["empty"].items():
+                listed = ", ".join(map(str, shown)) + (", ..." if count > len(shown) else "")
+                log.warning(
+                    "%s: skipped %d pairs with an empty side (lines %s of %s)", split, count, listed, path
+                )
+            if counts["too_long"] and settings["too_long"] == "truncate":
+                log.warning(
+                    "truncated %d training pairs to data.max_length=%d tokens",
+                    counts["too_long"],
+                    settings["max_length"],
+                )
+            elif counts["too_long"]:
+                log.warning(
+                    "dropped %d training pairs longer than data.max_length=%d (data.too_long=truncate keeps them, cut)",
+                    counts["too_long"],
+                    settings["max_length"],
+                )
+
+
+def prepare(
+    files: CorpusFiles,
+    settings: PrepareSettings,
+    prepared_dir: str | Path,
+    vocab_cache: str | Path,
+    workers: int | None = None,
+) -> Prepared:
+    """Returns the prepared folder of `files` and `settings`, preparing it first unless a matching one exists.
+
+    Safe to call from every process of a job at once: one prepares under the lock, the others wait
+    for it and then find its manifest.
+    """
+    root = Path(prepared_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    key = files.key(settings)
+    folder = root / key
+    with file_lock(root / f".{key}.lock"):
+        manifest = read_manifest(folder)
+        if manifest is not None and manifest_matches(manifest, files, settings):
+            return Prepared(folder, manifest, built=False)
+        for stale in root.glob(f".{key}.*.partial"):  # left by a preparation that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".partial"))
+        staging.chmod(0o755)  # mkdtemp makes it private; other users of a shared cache may map it too
+        try:
+            manifest = build(files, settings, staging, Path(vocab_cache), workers or default_workers())
+            replace_folder(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return Prepared(folder, manifest, built=True)
+
+
+def default_workers() -> int:
+    return max(
+        1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (flock: released by the OS if the process dies)."""
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace_folder(staging: Path, folder: Path) -> None:
+    """Puts the finished `staging` folder in place of `folder`; runs that mapped the old files keep them."""
+    if folder.exists():
+        old = staging.with_suffix(".old")
+        os.replace(folder, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(staging, folder)
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if manifest.get("format") == FORMAT else None
+
+
+def manifest_matches(manifest: dict, files: CorpusFiles, settings: PrepareSettings) -> bool:
+    """The manifest was written for these settings and these files as they are now."""
+    if manifest["settings"] != json.loads(json.dumps(asdict(settings))):
+        return False
+    recorded = manifest["sources"]
+    if [(s["split"], s["path"]) for s in recorded] != [(split, str(p)) for split, p in source_files(files)]:
+        return False
+    return all(source_unchanged(source) for source in recorded)
+
+
+def source_unchanged(source: dict) -> bool:
+    path = Path(source["path"])
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    if stat.st_size != source["size"]:
+        return False
+    return stat.st_mtime_ns == source["mtime_ns"] or file_digest(path) == source["sha256"]
+
+
+def source_files(files: CorpusFiles) -> list[tuple[str, Path]]:
+    return [(split, path) for split in SPLITS for pair in files.splits[split] for path in pair]
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def describe_sources(files: CorpusFiles) -> list[dict]:
+    described = []
+    for split, path in source_files(files):
+        stat = path.stat()
+        described.append(
+            {
+                "split": split,
+                "path": str(path),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha256": file_digest(path),
+            }
+        )
+    return described
+
+
+def build(
+    files: CorpusFiles, settings: PrepareSettings, staging: Path, vocab_cache: Path, workers: int
+) -> dict:
+    """Writes every array of a prepared folder into `staging`, the manifest last; returns the manifest."""
+    sources = describe_sources(files)
+    train_key = json.dumps([[s["sha256"] for s in sources if s["split"] == "train"], settings.empty_lines])
+    train = files.splits["train"]
+    if next(iter(KeptSide(train, 0)), None) is None:
+        raise CorpusError(
+            f"{train[0][0]}: no training pair is left once pairs with an empty side are skipped. "
+            f"Check that {train[0][0].name} and {train[0][1].name} hold text on the same lines."
+        )
+    vocabs = build_vocabs(
+        KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab
+    )
+    names = {"joint": vocabs.src} if vocabs.joint else {"src": vocabs.src, "tgt": vocabs.tgt}
+    for name, vocab in names.items():
+        atomic_write_bytes(staging / f"spm.{name}.model", vocab.model_bytes)
+    token_type = np.uint16 if max(len(vocabs.src), len(vocabs.tgt)) <= 2**16 else np.uint32
+    splits = {}
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    with context.Pool(
+        workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)
+    ) as pool:
+        for split in SPLITS:
+            rules = Rules(split, settings.max_length if split == "train" else None, settings.too_long)
+            splits[split] = asdict(
+                write_split(
+                    pool, workers, files.splits[split], rules, staging, token_type, settings.empty_lines
+                )
+            )
+    manifest = {
+        "format": FORMAT,
+        "settings": asdict(settings),
+        "sources": sources,
+        "vocab": {"joint": vocabs.joint, "sizes": {"src": len(vocabs.src), "tgt": len(vocabs.tgt)}},
+        "token_dtype": np.dtype(token_type).name,
+        "splits": splits,
+    }
+    atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    return manifest
+
+
+class KeptSide:
+    """One side of the pairs that training keeps (both sides non-empty), streamed anew at every `iter`."""
+
+    def __init__(self, corpora: list[tuple[Path, Path]], side: int) -> None:
+        self.corpora, self.side = corpora, side
+
+    def __iter__(self) -> Iterator[str]:
+        for pair in self.corpora:
+            for number, raws in enumerate(iter_raw_pairs(*pair), start=1):
+                src, tgt = (decode_line(raw, path, number) for raw, path in zip(raws, pair))
+                if src and tgt:
+                    yield (src, tgt)[self.side]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a worker treats the pairs of one split."""
+
+    split: str
+    max_length: int | None
+    too_long: str
+
+
+@dataclass
+class Chunk:
+    """A worker's result: the kept pairs' ids flattened, their lengths, and what was left out."""
+
+    ids: tuple[np.ndarray, np.ndarray]
+    lengths: tuple[np.ndarray, np.ndarray]
+    empty: list[int]
+    too_long: int
+    text: tuple[list[str], list[str]] | None
+
+
+_VOCABS: tuple[Vocab, Vocab] | None = None
+
+
+def start_worker(src_model: bytes, tgt_model: bytes) -> None:
+    global _VOCABS
+    _VOCABS = (Vocab(src_model), Vocab(tgt_model))
+
+
+def encode_chunk(task: tuple[Rules, Path, Path, int, list[bytes], list[bytes]]) -> Chunk:
+    """Decodes, checks and encodes one chunk of raw line pairs (runs in a worker process)."""
+    rules, src_path, tgt_path, first, src_raw, tgt_raw = task
+    src_lines = [decode_line(raw, src_path, first + i) for i, raw in enumerate(src_raw)]
+    tgt_lines = [decode_line(raw, tgt_path, first + i) for i, raw in enumerate(tgt_raw)]
+    empty = [first + i for i, (s, t) in enumerate(zip(src_lines, tgt_lines)) if not (s and t)]
+    if empty:
+        src_lines, tgt_lines = (
+            [s for s, t in zip(src_lines, tgt_lines) if s and t],
+            [t for s, t in zip(src_lines, tgt_lines) if s and t],
+        )
+    src_ids, tgt_ids = _VOCABS[0].encode(src_lines), _VOCABS[1].encode(tgt_lines)
+    too_long = 0
+    if rules.max_length is not None:
+        limit = rules.max_length
+        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
+        too_long = keep.count(False)
+        if too_long and rules.too_long == "truncate":
+            src_ids, tgt_ids = [s[:limit] for s in src_ids], [t[:limit] for t in tgt_ids]
+        elif too_long:
+            src_ids = [s for s, k in zip(src_ids, keep) if k]
+            tgt_ids = [t for t, k in zip(tgt_ids, keep) if k]
+    text = (src_lines, tgt_lines) if rules.split != "train" else None
+    return Chunk(
+        ids=tuple(np.fromiter(itertools.chain.from_iterable(ids), np.int64) for ids in (src_ids, tgt_ids)),
+        lengths=tuple(np.fromiter(map(len, ids), np.int64, count=len(ids)) for ids in (src_ids, tgt_ids)),
+        empty=empty,
+        too_long=too_long,
+        text=text,
+    )
+
+
+def chunks(corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts) -> Iterator[tuple]:
+    """Tasks of `CHUNK_PAIRS` raw pairs per corpus, read as the workers take them; counts each corpus's lines."""
+    for src_path, tgt_path in corpora:
+        pairs = iter_raw_pairs(src_path, tgt_path)
+        first = 1
+        while batch := list(itertools.islice(pairs, CHUNK_PAIRS)):
+            src_raw, tgt_raw = zip(*batch)
+            yield rules, src_path, tgt_path, first, list(src_raw), list(tgt_raw)
+            first += len(batch)
+        counts.lines.append(first - 1)
+
+
+def write_split(
+    pool,
+    workers: int,
+    corpora: list[tuple[Path, Path]],
+    rules: Rules,
+    staging: Path,
+    token_type: type,
+    empty_lines: str,
+) -> SplitCounts:
+    """Encodes one split with the worker pool, in order, keeping a few chunks in flight (bounded memory)."""
+    counts = SplitCounts()
+    lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
+    split = rules.split
+    with contextlib.ExitStack() as files:
+        handles = {
+            side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES
+        }
+        texts = (
+            {
+                side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8"))
+                for side in SIDES
+            }
+            if split != "train"
+            else {}
+        )
+        pending: deque = deque()
+        for task in chunks(corpora, rules, counts):
+            pending.append((task[1], pool.apply_async(encode_chunk, (task,))))
+            if len(pending) > 2 * workers:
+                src_path, result = pending.popleft()
+                add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, token_type)
+        while pending:
+            src_path, result = pending.popleft()
+            add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, token_type)
+    empty = sum(count for count, _ in counts.empty.values())
+    if empty and empty_lines == "error":
+        described = "; ".join(
+            f"{path}: {count} line(s) with an empty side (lines {', '.join(map(str, shown))}{', ...' if count > len(shown) else ''})"
+            for path, (count, shown) in counts.empty.items()
+        )
+        raise CorpusError(
+            f"{described}. Remove them from both files, or set data.empty_lines=skip to leave those pairs out."
+        )
+    if not counts.pairs:
+        first = corpora[0]
+        raise CorpusError(
+            f"{first[0]}: no {split} pair is left once pairs with an empty side are skipped. "
+            f"Check that {first[0].name} and {first[1].name} hold text on the same lines."
+        )
+    write_index(staging, split, lengths, counts)
+    return counts
+
+
+def add_chunk(
+    chunk: Chunk,
+    src_path: str,
+    counts: SplitCounts,
+    handles: dict,
+    texts: dict,
+    lengths: dict,
+    token_type: type,
+) -> None:
+    for side, ids, side_lengths in zip(SIDES, chunk.ids, chunk.lengths):
+        ids.astype(token_type).tofile(handles[side])
+        lengths[side].append(side_lengths)
+        counts.tokens[side] += len(ids)
+        counts.longest[side] = max(counts.longest[side], int(side_lengths.max(initial=0)))
+    counts.pairs += len(chunk.lengths[0])
+    counts.too_long += chunk.too_long
+    if chunk.empty:
+        count, shown = counts.empty.get(src_path, [0, []])
+        counts.empty[src_path] = [count + len(chunk.empty), (shown + chunk.empty)[:MAX_EMPTY_SHOWN]]
+    if chunk.text is not None:
+        for side, lines in zip(SIDES, chunk.text):
+            texts[side].write("".join(line + "\n" for line in lines))
+
+
+def write_index(staging: Path, split: str, lengths: dict[str, list[np.ndarray]], counts: SplitCounts) -> None:
+    """Per side: the lengths (uint16 when every pair fits) and int64 offsets of the pairs in `tokens`."""
+    for side in SIDES:
+        side_lengths = np.concatenate(lengths[side])
+        length_type = np.uint16 if counts.longest[side] < 2**16 else np.uint32
+        side_lengths.astype(length_type).tofile(staging / f"{split}.{side}.lengths")
+        offsets = np.zeros(len(side_lengths), dtype=np.int64)
+        np.cumsum(side_lengths[:-1], out=offsets[1:])
+        offsets.tofile(staging / f"{split}.{side}.offsets")

@@ -23,6 +23,8 @@ from omegaconf import open_dict
 
 from seq2seq.cli.common import run_command
 from seq2seq.config import CONFIG_DIR, register_resolvers
+from seq2seq.data.prepare import Prepared, Shard
+from seq2seq.data.shards import merge_shards, prepare_shard
 from seq2seq.errors import InputError
 
 
@@ -37,7 +39,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "overrides", nargs="*", help="train.py config overrides, e.g. data=parallel data.path=DIR"
     )
     parser.add_argument("--workers", type=int, help="encoding processes (default: data.prepare_workers)")
+    jobs = parser.add_mutually_exclusive_group()
+    jobs.add_argument("--shard", type=shard_argument, metavar="I/N", help="prepare only shard I of N of the training split "
+                      "(one job per shard, e.g. a SLURM array), then --merge N")
+    jobs.add_argument("--merge", type=int, metavar="N", help="assemble the N finished shards into the prepared folder")
     return parser.parse_args(argv)
+
+
+def shard_argument(value: str) -> Shard:
+    index, _, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"{value!r}: give the shard as I/N with 0 <= I < N, e.g. 3/8")
+    return Shard(int(index), int(count))
+
+
+def run_job(datamodule, args: argparse.Namespace) -> Prepared:
+    if args.shard is None and args.merge is None:
+        return datamodule.prepare()
+    where = (datamodule.corpus_files(), datamodule.prepare_settings(), datamodule.prepared_dir, datamodule.cache_dir)
+    if args.shard is not None:
+        return prepare_shard(*where, args.shard, datamodule.prepare_workers)
+    return merge_shards(*where, args.merge, datamodule.prepare_workers)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,7 +81,7 @@ def preprocess(args: argparse.Namespace) -> dict:
             cfg.data.prepare_workers = args.workers
     datamodule = instantiate(cfg.data)
     started = time.perf_counter()
-    prepared = datamodule.prepare()
+    prepared = run_job(datamodule, args)
     seconds = time.perf_counter() - started
     prepared.log_counts()
     splits = prepared.manifest["splits"]
@@ -71,7 +93,7 @@ def preprocess(args: argparse.Namespace) -> dict:
         "tokens": {split: counts["tokens"] for split, counts in splits.items()},
         "train_lines_per_corpus": splits["train"]["lines"],
     }
-    if prepared.built:
+    if prepared.built and args.shard is None:
         summary["pairs_per_second"] = round(sum(sum(counts["lines"]) for counts in splits.values()) / seconds)
     print(json.dumps(summary, indent=2))
     return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,19 +51,53 @@ def find_split_file(folder: Path, split: str, lang: str) -> Path:
     )
 
 
-def iter_raw_lines(path: Path) -> Iterator[bytes]:
+def iter_raw_lines(path: Path, start: int = 0) -> Iterator[bytes]:
     """Streams the lines of a plain or `.gz` file as bytes, without their `\\n` or `\\r\\n` ending.
 
     Lines are what `wc -l` counts: only `\\n` ends a line, so a stray `\\r` inside a line (common in
     web-crawled corpora) stays part of it and line numbers in messages match `sed -n Np`. A UTF-8
-    byte-order mark at the start of the file is dropped.
+    byte-order mark at the start of the file is dropped. `start` skips that many lines first, by
+    counting newlines in large blocks (far faster than reading them as lines).
     """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle):
+        if start:
+            skip_lines(handle, start)
+        for number, raw in enumerate(handle, start=start):
             if number == 0 and raw.startswith(UTF8_BOM):
                 raw = raw[len(UTF8_BOM) :]
             yield raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+
+
+BLOCK = 1 << 20
+
+
+def skip_lines(handle: BinaryIO, count: int) -> None:
+    """Moves `handle` to the start of line `count` (0-based), or to the end if the file is shorter."""
+    position = 0
+    while count and (block := handle.read(BLOCK)):
+        found = block.count(b"\n")
+        if found < count:
+            count -= found
+            position += len(block)
+            continue
+        end = -1
+        for _ in range(count):
+            end = block.index(b"\n", end + 1)
+        position += end + 1
+        count = 0
+    handle.seek(position)
+
+
+def count_lines(path: Path) -> int:
+    """Lines as `iter_raw_lines` yields them (a last line without `\\n` counts), read in large blocks."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines, last = 0, b"\n"
+    with opener(path, "rb") as handle:
+        while block := handle.read(BLOCK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def decode_line(raw: bytes, path: Path, number: int) -> str:
@@ -81,13 +116,19 @@ def read_lines(path: Path) -> list[str]:
     return [decode_line(raw, path, number) for number, raw in enumerate(iter_raw_lines(path), start=1)]
 
 
-def iter_raw_pairs(src_path: Path, tgt_path: Path) -> Iterator[tuple[bytes, bytes]]:
-    """Streams aligned raw line pairs of two files; a `CorpusError` at the end if their line counts differ."""
-    src_count = tgt_count = 0
-    for src, tgt in itertools.zip_longest(iter_raw_lines(src_path), iter_raw_lines(tgt_path)):
+def iter_raw_pairs(src_path: Path, tgt_path: Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """Streams aligned raw line pairs of two files (lines `start` to `stop`, 0-based, or to the end).
+
+    Read to the end, two files with different line counts end in a `CorpusError`.
+    """
+    src_count = tgt_count = start
+    pairs = itertools.zip_longest(iter_raw_lines(src_path, start), iter_raw_lines(tgt_path, start))
+    for src, tgt in pairs if stop is None else itertools.islice(pairs, stop - start):
         src_count, tgt_count = src_count + (src is not None), tgt_count + (tgt is not None)
         if src is not None and tgt is not None:
             yield src, tgt
+    if stop is not None:
+        return
     if src_count != tgt_count:
         raise line_count_error(src_path, src_count, tgt_path, tgt_count)
     if not src_count:

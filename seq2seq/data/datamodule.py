@@ -97,9 +97,13 @@ class TranslationDataModule(L.LightningDataModule):
 
     def prepare(self) -> Prepared:
         """The prepared folder of this corpus and these settings, made now if none matches."""
-        files = CorpusFiles.find(self.path, self.src_lang, self.tgt_lang, self.train)
-        settings = PrepareSettings(self.vocab_settings, self.max_length, self.too_long, self.empty_lines)
-        return prepare(files, settings, self.prepared_dir, self.cache_dir, self.prepare_workers)
+        return prepare(self.corpus_files(), self.prepare_settings(), self.prepared_dir, self.cache_dir, self.prepare_workers)
+
+    def corpus_files(self) -> CorpusFiles:
+        return CorpusFiles.find(self.path, self.src_lang, self.tgt_lang, self.train)
+
+    def prepare_settings(self) -> PrepareSettings:
+        return PrepareSettings(self.vocab_settings, self.max_length, self.too_long, self.empty_lines)
 
     def _loader(self, split: str, max_tokens: int, train: bool) -> DataLoader:
         dataset = self.splits[split]

@@ -18,7 +18,6 @@ file is ever held in memory whole.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
@@ -28,13 +27,15 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from seq2seq.data.corpus import CorpusError, decode_line, find_split_file, iter_raw_pairs
+from seq2seq.data.corpus import CorpusError, count_lines, decode_line, find_split_file, iter_raw_pairs, line_count_error
+from seq2seq.data.locking import file_lock
 from seq2seq.data.vocab import Vocab, Vocabs, atomic_write_bytes, build_vocabs
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ class Prepared:
     def log_counts(self) -> None:
         """The same warnings a run prints whether it prepared the data now or maps an earlier preparation."""
         settings = self.manifest["settings"]
-        for split in SPLITS:
-            counts = self.manifest["splits"][split]
+        for split, counts in self.manifest["splits"].items():
             for path, (count, shown) in counts["empty"].items():
                 listed = ", ".join(map(str, shown)) + (", ..." if count > len(shown) else "")
                 log.warning(
@@ -155,41 +155,47 @@ def prepare(
     Safe to call from every process of a job at once: one prepares under the lock, the others wait
     for it and then find its manifest.
     """
-    root = Path(prepared_dir)
+    folder = Path(prepared_dir) / files.key(settings)
+
+    def make(staging: Path) -> dict:
+        sources = describe_sources(files)
+        vocabs = train_vocabs(files, settings, sources, Path(vocab_cache))
+        with encoding_pool(vocabs, workers) as pool:
+            splits = {split: write_split(pool, files.splits[split], split_rules(split, settings), staging) for split in SPLITS}
+        return write_manifest(staging, settings, sources, vocabs, splits)
+
+    manifest, built = build_once(folder, lambda manifest: manifest_matches(manifest, files, settings), make)
+    return Prepared(folder, manifest, built)
+
+
+def build_once(folder: Path, matches: Callable[[dict], bool], make: Callable[[Path], dict]) -> tuple[dict, bool]:
+    """(manifest, built): the folder's manifest if it `matches`, else `make`s the folder anew in its place.
+
+    Under a lock beside the folder: concurrent callers wait, then find the manifest. `make` writes into a
+    staging folder that replaces `folder` only once complete (its manifest written last).
+    """
+    root = folder.parent
     root.mkdir(parents=True, exist_ok=True)
-    key = files.key(settings)
-    folder = root / key
-    with file_lock(root / f".{key}.lock"):
+    with file_lock(root / f".{folder.name}.lock"):
         manifest = read_manifest(folder)
-        if manifest is not None and manifest_matches(manifest, files, settings):
-            return Prepared(folder, manifest, built=False)
-        for stale in root.glob(f".{key}.*.partial"):  # left by a preparation that was killed
+        if manifest is not None and matches(manifest):
+            return manifest, False
+        for stale in root.glob(f".{folder.name}.*.partial"):  # left by a preparation that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".partial"))
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}.", suffix=".partial"))
         staging.chmod(0o755)  # mkdtemp makes it private; other users of a shared cache may map it too
         try:
-            manifest = build(files, settings, staging, Path(vocab_cache), workers or default_workers())
+            manifest = make(staging)
             replace_folder(staging, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return Prepared(folder, manifest, built=True)
+    return manifest, True
 
 
 def default_workers() -> int:
     return max(
         1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     )
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held while the block runs (flock: released by the OS if the process dies)."""
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def replace_folder(staging: Path, folder: Path) -> None:
@@ -255,46 +261,57 @@ def describe_sources(files: CorpusFiles) -> list[dict]:
     return described
 
 
-def build(
-    files: CorpusFiles, settings: PrepareSettings, staging: Path, vocab_cache: Path, workers: int
-) -> dict:
-    """Writes every array of a prepared folder into `staging`, the manifest last; returns the manifest."""
-    sources = describe_sources(files)
-    train_key = json.dumps([[s["sha256"] for s in sources if s["split"] == "train"], settings.empty_lines])
+def train_vocabs(files: CorpusFiles, settings: PrepareSettings, sources: list[dict], vocab_cache: Path) -> Vocabs:
+    """The sentencepiece models of the training split (cached by its files' digests and the settings)."""
     train = files.splits["train"]
     if next(iter(KeptSide(train, 0)), None) is None:
         raise CorpusError(
             f"{train[0][0]}: no training pair is left once pairs with an empty side are skipped. "
             f"Check that {train[0][0].name} and {train[0][1].name} hold text on the same lines."
         )
-    vocabs = build_vocabs(
-        KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab
-    )
+    train_key = json.dumps([[s["sha256"] for s in sources if s["split"] == "train"], settings.empty_lines])
+    return build_vocabs(KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab)
+
+
+@contextlib.contextmanager
+def encoding_pool(vocabs: Vocabs, workers: int | None) -> Iterator[Encoders]:
+    """Worker processes that hold the sentencepiece models (forked where the OS can: no re-import)."""
+    workers = workers or default_workers()
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with context.Pool(workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)) as pool:
+        yield Encoders(pool, workers, token_dtype(vocabs))
+
+
+@dataclass(frozen=True)
+class Encoders:
+    """The worker pool, its size (how many chunks to keep in flight) and the token dtype to write."""
+
+    pool: Any
+    workers: int
+    token_type: type
+
+
+def token_dtype(vocabs: Vocabs) -> type:
+    return np.uint16 if max(len(vocabs.src), len(vocabs.tgt)) <= 2**16 else np.uint32
+
+
+def split_rules(split: str, settings: PrepareSettings) -> Rules:
+    return Rules(split, settings.max_length if split == "train" else None, settings.too_long, settings.empty_lines)
+
+
+def write_manifest(staging: Path, settings: PrepareSettings, sources: list[dict], vocabs: Vocabs, splits: dict[str, SplitCounts], **extra: Any) -> dict:
+    """Writes the sentencepiece models, then the manifest (last: its presence marks the folder complete)."""
     names = {"joint": vocabs.src} if vocabs.joint else {"src": vocabs.src, "tgt": vocabs.tgt}
     for name, vocab in names.items():
         atomic_write_bytes(staging / f"spm.{name}.model", vocab.model_bytes)
-    token_type = np.uint16 if max(len(vocabs.src), len(vocabs.tgt)) <= 2**16 else np.uint32
-    splits = {}
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    )
-    with context.Pool(
-        workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)
-    ) as pool:
-        for split in SPLITS:
-            rules = Rules(split, settings.max_length if split == "train" else None, settings.too_long)
-            splits[split] = asdict(
-                write_split(
-                    pool, workers, files.splits[split], rules, staging, token_type, settings.empty_lines
-                )
-            )
     manifest = {
         "format": FORMAT,
         "settings": asdict(settings),
         "sources": sources,
         "vocab": {"joint": vocabs.joint, "sizes": {"src": len(vocabs.src), "tgt": len(vocabs.tgt)}},
-        "token_dtype": np.dtype(token_type).name,
-        "splits": splits,
+        "token_dtype": np.dtype(token_dtype(vocabs)).name,
+        "splits": {split: asdict(counts) for split, counts in splits.items()},
+        **extra,
     }
     atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
@@ -321,6 +338,19 @@ class Rules:
     split: str
     max_length: int | None
     too_long: str
+    empty_lines: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` is the index-th of `count` equal runs of a split's lines (corpora in order)."""
+
+    index: int = 0
+    count: int = 1
+
+    def lines(self, total: int) -> tuple[int, int]:
+        """[first, stop) of this shard among `total` lines."""
+        return total * self.index // self.count, total * (self.index + 1) // self.count
 
 
 @dataclass
@@ -374,69 +404,80 @@ def encode_chunk(task: tuple[Rules, Path, Path, int, list[bytes], list[bytes]]) 
     )
 
 
-def chunks(corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts) -> Iterator[tuple]:
-    """Tasks of `CHUNK_PAIRS` raw pairs per corpus, read as the workers take them; counts each corpus's lines."""
-    for src_path, tgt_path in corpora:
-        pairs = iter_raw_pairs(src_path, tgt_path)
-        first = 1
+def chunks(corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts, shard: Shard) -> Iterator[tuple]:
+    """Tasks of `CHUNK_PAIRS` raw pairs, read as the workers take them; counts each corpus's lines.
+
+    A shard first counts the lines of every corpus (newlines in large blocks: fast), then reads only
+    its own run of lines, skipping to its start the same fast way.
+    """
+    if shard.count == 1:
+        ranges = [(0, None)] * len(corpora)
+    else:
+        counts.lines = [aligned_line_count(src, tgt) for src, tgt in corpora]
+        first, stop = shard.lines(sum(counts.lines))
+        ends = list(itertools.accumulate(counts.lines))
+        ranges = [(min(max(first - end + n, 0), n), min(max(stop - end + n, 0), n)) for n, end in zip(counts.lines, ends)]
+    for (src_path, tgt_path), (start, stop) in zip(corpora, ranges):
+        if start == stop:
+            continue  # another shard's lines only
+        pairs = iter_raw_pairs(src_path, tgt_path, start, stop)
+        first = start + 1
         while batch := list(itertools.islice(pairs, CHUNK_PAIRS)):
             src_raw, tgt_raw = zip(*batch)
             yield rules, src_path, tgt_path, first, list(src_raw), list(tgt_raw)
             first += len(batch)
-        counts.lines.append(first - 1)
+        if shard.count == 1:
+            counts.lines.append(first - 1)
 
 
-def write_split(
-    pool,
-    workers: int,
-    corpora: list[tuple[Path, Path]],
-    rules: Rules,
-    staging: Path,
-    token_type: type,
-    empty_lines: str,
-) -> SplitCounts:
-    """Encodes one split with the worker pool, in order, keeping a few chunks in flight (bounded memory)."""
+def aligned_line_count(src_path: Path, tgt_path: Path) -> int:
+    src, tgt = count_lines(src_path), count_lines(tgt_path)
+    if src != tgt:
+        raise line_count_error(src_path, src, tgt_path, tgt)
+    return src
+
+
+def write_split(encoders: Encoders, corpora: list[tuple[Path, Path]], rules: Rules, staging: Path, shard: Shard = Shard()) -> SplitCounts:
+    """Encodes one split (or a shard's chunks of it) in order, keeping a few chunks in flight (bounded memory)."""
     counts = SplitCounts()
     lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
     split = rules.split
     with contextlib.ExitStack() as files:
-        handles = {
-            side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES
-        }
-        texts = (
-            {
-                side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8"))
-                for side in SIDES
-            }
-            if split != "train"
-            else {}
-        )
+        handles = {side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES}
+        texts = {}
+        if split != "train":
+            texts = {side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8")) for side in SIDES}
         pending: deque = deque()
-        for task in chunks(corpora, rules, counts):
-            pending.append((task[1], pool.apply_async(encode_chunk, (task,))))
-            if len(pending) > 2 * workers:
-                src_path, result = pending.popleft()
-                add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, token_type)
-        while pending:
+
+        def take_oldest() -> None:
             src_path, result = pending.popleft()
-            add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, token_type)
-    empty = sum(count for count, _ in counts.empty.values())
-    if empty and empty_lines == "error":
+            add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, encoders.token_type)
+
+        for task in chunks(corpora, rules, counts, shard):
+            pending.append((task[1], encoders.pool.apply_async(encode_chunk, (task,))))
+            if len(pending) > 2 * encoders.workers:
+                take_oldest()
+        while pending:
+            take_oldest()
+    check_counts(counts, corpora, rules, shard)
+    write_index(staging, split, lengths, counts)
+    return counts
+
+
+def check_counts(counts: SplitCounts, corpora: list[tuple[Path, Path]], rules: Rules, shard: Shard) -> None:
+    """Empty lines are an error under data.empty_lines=error; a split must keep at least one pair."""
+    if counts.empty and rules.empty_lines == "error":
         described = "; ".join(
             f"{path}: {count} line(s) with an empty side (lines {', '.join(map(str, shown))}{', ...' if count > len(shown) else ''})"
             for path, (count, shown) in counts.empty.items()
         )
+        raise CorpusError(f"{described}. Remove them from both files, or set data.empty_lines=skip to leave those pairs out.")
+    if not counts.pairs and shard.count == 1:
+        src_path, tgt_path = corpora[0]
         raise CorpusError(
-            f"{described}. Remove them from both files, or set data.empty_lines=skip to leave those pairs out."
+            f"{src_path}: no {rules.split} pair is left once pairs with an empty side are skipped. "
+            f"Check that {src_path.name} and {tgt_path.name} hold text on the same lines."
         )
-    if not counts.pairs:
-        first = corpora[0]
-        raise CorpusError(
-            f"{first[0]}: no {split} pair is left once pairs with an empty side are skipped. "
-            f"Check that {first[0].name} and {first[1].name} hold text on the same lines."
-        )
-    write_index(staging, split, lengths, counts)
-    return counts
 
 
 def add_chunk(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from seq2seq.data.locking import file_lock
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -167,18 +169,16 @@ def build_vocabs(
     key = corpus_key or content_key(src, tgt)
     folder = Path(cache_dir) / hashlib.sha256(f"{key}{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()[:16]
     names = ["joint"] if joint else ["src", "tgt"]
-    if not all((folder / f"{name}.model").is_file() for name in names):
-        corpora = {"joint": Chained(src, tgt)} if joint else {"src": src, "tgt": tgt}
-        models = {name: train_sentencepiece(iter(corpora[name]), vocab_size, model_type, character_coverage, seed) for name in names}
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
-        for name, data in models.items():
-            (staging / f"{name}.model").write_bytes(data)
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2))
-        try:
-            os.replace(staging, folder)  # another process may have won the race: keep its copy
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
+    with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains; the others wait and load
+        if not all((folder / f"{name}.model").is_file() for name in names):
+            corpora = {"joint": Chained(src, tgt)} if joint else {"src": src, "tgt": tgt}
+            models = {name: train_sentencepiece(iter(corpora[name]), vocab_size, model_type, character_coverage, seed) for name in names}
+            staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+            for name, data in models.items():
+                (staging / f"{name}.model").write_bytes(data)
+            (staging / "settings.json").write_text(json.dumps(settings, indent=2))
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (a model missing)
+            os.replace(staging, folder)
     loaded = {name: Vocab.load(folder / f"{name}.model") for name in names}
     return Vocabs(loaded["joint"], loaded["joint"]) if joint else Vocabs(loaded["src"], loaded["tgt"])
 

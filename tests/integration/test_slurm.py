@@ -133,3 +133,23 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
 def job_states_by_id(job: str) -> str:
     done = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
+
+
+def test_a_slurm_array_prepares_shards_that_merge_into_the_corpus_training_maps(tmp_path: Path) -> None:
+    """One shard per array task (`--shard $SLURM_ARRAY_TASK_ID/2`), then `--merge 2`; train.py maps the result."""
+    data = ["data=bundled", f"paths.cache_dir={tmp_path / 'cache'}"]
+    preprocess = [sys.executable, "-m", "seq2seq.cli.preprocess", *data, "--workers", "1"]
+    shard_job = f"cd {PROJECT_ROOT} && {' '.join(preprocess)} --shard $SLURM_ARRAY_TASK_ID/2"
+    done = subprocess.run(["sbatch", "--array=0-1", "--wait", "--cpus-per-task=1", "--mem=2G", f"--job-name=shards-{uuid.uuid4().hex[:8]}",
+                           f"--output={tmp_path}/shard-%a.log", "--wrap", shard_job], env=ENV, capture_output=True, text=True, timeout=900, check=False)
+    logs = "".join(path.read_text() for path in sorted(tmp_path.glob("shard-*.log")))
+    assert done.returncode == 0, done.stderr + logs[-3000:]
+    merged = subprocess.run([*preprocess, "--merge", "2"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    summary = json.loads(merged.stdout[merged.stdout.index("{"):])
+    assert summary["prepared_now"] and summary["pairs"] == {"train": 30000, "valid": 500, "test": 1000}
+    run_dir = tmp_path / "run"
+    trained = subprocess.run([sys.executable, "train.py", "debug=tiny", *data, f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=600, check=False)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"mapping the corpus prepared in {summary['folder']}" in (run_dir / "train.log").read_text()

@@ -1,9 +1,11 @@
 import gzip
+import random
 from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import CorpusError, iter_raw_pairs, read_lines, read_parallel
+from seq2seq.data import corpus as corpus_module
+from seq2seq.data.corpus import CorpusError, count_lines, iter_raw_lines, iter_raw_pairs, read_lines, read_parallel
 
 
 def write(path: Path, lines: list[str], gz: bool = False) -> None:
@@ -59,3 +61,19 @@ def test_streamed_pairs_of_unequal_files_end_in_the_line_count_error(tmp_path: P
     write(tmp_path / "train.en", ["a"])
     with pytest.raises(CorpusError, match=r"train\.de has 3 lines but .*train\.en has 1"):
         list(iter_raw_pairs(tmp_path / "train.de", tmp_path / "train.en"))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_counting_and_skipping_lines_in_blocks_agree_with_reading_them(tmp_path: Path, gz: bool, monkeypatch) -> None:
+    """Shards count lines and skip to their first one in blocks; small blocks put newlines at every edge."""
+    monkeypatch.setattr(corpus_module, "BLOCK", 7)
+    rng = random.Random(0)
+    for trial in range(40):
+        lines = [b"x" * rng.randint(0, 12) for _ in range(rng.randint(0, 30))]
+        data = b"\n".join(lines) + (b"\n" if lines and trial % 2 else b"")
+        path = tmp_path / ("corpus.gz" if gz else "corpus")
+        path.write_bytes(gzip.compress(data) if gz else data)
+        every = list(iter_raw_lines(path))
+        assert count_lines(path) == len(every)
+        for start in range(len(every) + 2):
+            assert list(iter_raw_lines(path, start)) == every[start:]

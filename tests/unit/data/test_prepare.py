@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import PROJECT_ROOT
+from seq2seq.data import corpus as corpus_module
 from seq2seq.data import prepare as prepare_module
 from seq2seq.data.corpus import CorpusError
 from seq2seq.data.mapped import MappedPairs
-from seq2seq.data.prepare import CorpusFiles, PrepareSettings, prepare
+from seq2seq.data.prepare import CorpusFiles, PrepareSettings, Shard, prepare
+from seq2seq.data.shards import merge_shards, prepare_shard
 
 BUNDLED = PROJECT_ROOT / "data" / "bundled"
 VOCAB = {"vocab_size": 300, "model_type": "bpe", "joint": True, "character_coverage": 1.0, "seed": 0}
@@ -146,7 +148,7 @@ def test_two_processes_at_once_prepare_once_and_share_the_result(tmp_path: Path)
         False,
         True,
     ]  # one prepared, the other waited and mapped
-    assert len(list((tmp_path / "spm").iterdir())) == 1  # sentencepiece trained once
+    assert len([p for p in (tmp_path / "spm").iterdir() if p.is_dir()]) == 1  # sentencepiece trained once
     assert len([p for p in (tmp_path / "prepared").iterdir() if p.is_dir()]) == 1  # no partial folder left
 
 
@@ -189,3 +191,29 @@ def test_a_damaged_array_file_is_named_in_one_clear_error(tmp_path: Path) -> Non
     ) as error:
         MappedPairs(prepared.folder, "train", prepared.manifest)
     assert f"Delete the folder {prepared.folder}" in str(error.value)
+
+
+def test_shards_prepared_apart_and_merged_equal_one_preparation(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(prepare_module, "CHUNK_PAIRS", 70)  # several chunks per shard
+    monkeypatch.setattr(corpus_module, "BLOCK", 1000)  # shards skip to their first line over several blocks
+    corpus = make_corpus(tmp_path / "corpus", train=400, prefix="europarl")
+    make_corpus(corpus, train=250, prefix="news", skip=400)  # shard 1 of 3 spans both corpora
+    lines = (corpus / "news.en").read_text().splitlines()
+    lines[9] = ""  # an empty line in shard 2's run: reported as line 10 of news.de
+    (corpus / "news.en").write_text("\n".join(lines) + "\n")
+    train = ["europarl", "news"]
+    whole = prepare_corpus(corpus, tmp_path / "one", train=train, max_length=14)
+    assert whole.manifest["splits"]["train"]["empty"] == {str(corpus.resolve() / "news.de"): [1, [10]]}
+    files = CorpusFiles.find(corpus, "de", "en", train)
+    settings = PrepareSettings(vocab=VOCAB, max_length=14)
+    sharded = tmp_path / "sharded"
+    with pytest.raises(CorpusError, match=r"Cannot merge: shard 0 of 3 .* is missing or unfinished.*--shard 0/3"):
+        merge_shards(files, settings, sharded / "prepared", sharded / "spm", 3, workers=2)
+    for index in (2, 0, 1):  # any order, as the jobs of an array happen to run
+        prepare_shard(files, settings, sharded / "prepared", sharded / "spm", Shard(index, 3), workers=2)
+    merged = merge_shards(files, settings, sharded / "prepared", sharded / "spm", 3, workers=2)
+    assert merged.built and merged.folder.name == whole.folder.name
+    assert merged.manifest["splits"] == whole.manifest["splits"]
+    for path in whole.folder.iterdir():
+        if path.name != "manifest.json":
+            assert (merged.folder / path.name).read_bytes() == path.read_bytes(), path.name

@@ -84,16 +84,21 @@ class BucketBatchSampler(Sampler[list[int]]):
         if not self.bucketing:
             return (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(index_type)
         # Sorted by (longer side, source length, target length, random tie-break).
-        tie_break = torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)
-        src, tgt = self.src_lengths.astype(np.int64), self.tgt_lengths.astype(np.int64)
-        longest = np.maximum(src, tgt)
-        if int(longest.max(initial=0)) >= 2**20:  # too long to pack into one key: a (slower) lexicographic sort
-            return np.lexsort((tie_break, tgt, src, longest)).astype(index_type)
-        # One stable sort of a packed key over the pairs taken in tie-break order.
+        tie_break = (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(index_type)
+        longest_length = int(np.maximum(self.src_lengths.max(initial=0), self.tgt_lengths.max(initial=0)))
+        if longest_length >= 2**20:  # too long to pack into one key: a (slower) lexicographic sort
+            src, tgt = self.src_lengths, self.tgt_lengths
+            return np.lexsort((tie_break, tgt, src, np.maximum(src, tgt))).astype(index_type)
+        # One stable sort of a packed key over the pairs taken in tie-break order; 10 bits per length
+        # (4-byte keys) when every pair is shorter than 1024, else 20 bits. Peak memory ~40 bytes per pair.
+        bits, key_type = (10, np.uint32) if longest_length < 2**10 else (20, np.uint64)
         by_tie_break = np.empty_like(tie_break)
-        by_tie_break[tie_break] = np.arange(n, dtype=tie_break.dtype)  # the inverse permutation: argsort without a sort
-        key = ((longest << 40) | (src << 20) | tgt)[by_tie_break]
-        return by_tie_break[np.argsort(key, kind="stable")].astype(index_type)
+        by_tie_break[tie_break] = np.arange(n, dtype=index_type)  # the inverse permutation: argsort without a sort
+        del tie_break
+        src, tgt = self.src_lengths[by_tie_break].astype(key_type), self.tgt_lengths[by_tie_break].astype(key_type)
+        key = (np.maximum(src, tgt) << (2 * bits)) | (src << bits) | tgt
+        del src, tgt
+        return by_tie_break[np.argsort(key, kind="stable")]
 
     def cut(self, order: np.ndarray) -> np.ndarray:
         """Greedy cut of `order` into batches; returns the batch boundaries (B + 1,) into `order`.

@@ -100,7 +100,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         del src, tgt
         return by_tie_break[np.argsort(key, kind="stable")]
 
-    def cut(self, order: np.ndarray) -> np.ndarray:
+    def cut(self, order: Sequence[int]) -> list[list[int]]:
+        """The batches of the greedy cut of `order` (any order of the pairs), as lists of indices."""
+        order = np.asarray(order, dtype=np.int64)
+        bounds = self.boundaries(order).tolist()
+        return [order[start:stop].tolist() for start, stop in zip(bounds, bounds[1:])]
+
+    def boundaries(self, order: np.ndarray) -> np.ndarray:
         """Greedy cut of `order` into batches; returns the batch boundaries (B + 1,) into `order`.
 
         A batch grows while `n * longest pair so far` stays within the budget (and n within
@@ -149,7 +155,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def _draw(self) -> Batches:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = self._order(generator)
-        bounds = self.cut(order)
+        bounds = self.boundaries(order)
         count = len(bounds) - 1
         shuffled = torch.randperm(count, generator=generator).numpy() if self.shuffle else np.arange(count)
         usable = count - count % self.num_replicas  # equal batch counts on every rank

@@ -10,6 +10,8 @@ from torch import Tensor
 from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.models.seq2seq import Seq2Seq
 
+DEFAULT_ALPHA = 1.0  # the length penalty users get unless they choose one (measured: README, "Beam search")
+
 
 @dataclass
 class Hypothesis:
@@ -103,12 +105,15 @@ def beam_search(
     max_len_b: int = 10,
     include_greedy: bool = True,
 ) -> list[list[Hypothesis]]:
-    """Batched beam search over the encoder memory.
+    """Batched beam search over the encoder memory, with finished hypotheses set aside.
 
-    Every sentence keeps `beam_size` beams, ranked among themselves only, and a finished beam keeps its
-    score and extends with pads, so a sentence's result depends neither on the rest of the batch nor on
-    when the batch stops (it stops as soon as every beam has ended). With beam_size=1 this is greedy
-    search. The length penalty ranks the final beams.
+    Every sentence keeps `beam_size` live beams. At each step the best 2 x beam_size continuations are
+    ranked; those among the best beam_size that end (eos, or the sentence's length limit) are set
+    aside with their length-normalised score, and the best beam_size that go on stay live. A
+    sentence is complete once beam_size hypotheses have ended (as in fairseq): an ended hypothesis no
+    longer takes a live beam's place, so a short early ending cannot crowd out longer ones that the
+    length penalty would rank higher. Sentences are ranked among themselves only and a complete one
+    takes nothing more, so a result depends neither on the rest of the batch nor on when it stops.
 
     Plain beam search can prune the greedy path early and end with a lower score than greedy search.
     With `include_greedy` the greedy hypothesis (about 1/beam_size of the work) competes in the final
@@ -117,9 +122,9 @@ def beam_search(
     Args:
         model: the seq2seq model (eval mode).
         src: (B, S) source ids; src_lengths (B,); src_mask (B, S).
-        beam_size: beams per sentence.
+        beam_size: beams per sentence (1: greedy search).
         n_best: hypotheses returned per sentence (<= beam_size), best first.
-        alpha: GNMT length penalty exponent (0: none).
+        alpha: GNMT length penalty exponent (0: none): ranks the ended hypotheses.
         average: rank by the average log-probability per token instead.
         max_len_a: per-sentence limit slope: at most max_len_a * src_len + max_len_b tokens.
         max_len_b: per-sentence limit offset.
@@ -127,44 +132,76 @@ def beam_search(
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
-    batch, beams = src.size(0), beam_size
-    device = src.device
-    encoded = model.encode(src, src_lengths, src_mask).repeat(beams)
-    state = model.decoder.initial_state(encoded)
-    limits = (max_len_a * src_lengths.to(device).float() + max_len_b).long().repeat_interleave(beams)  # (B*K,)
-    scores = torch.full((batch, beams), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: expand only the first
-    scores = scores.view(-1)
-    prev = torch.full((batch * beams,), BOS_ID, dtype=torch.long, device=device)
-    done = torch.zeros_like(prev, dtype=torch.bool)
-    lengths = torch.zeros_like(prev)
-    history = prev.new_zeros(batch * beams, 0)
-    for step in range(int(limits.max())):
-        logits, state, _ = model.decode_step(prev, state, encoded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
-        log_probs[done] = float("-inf")
-        log_probs[done, PAD_ID] = 0.0  # an ended beam carries its score unchanged
-        vocab = log_probs.size(-1)
-        top, flat_choice = (scores[:, None] + log_probs).view(batch, beams * vocab).topk(beams, dim=1)  # (B, K)
-        parent = (torch.arange(batch, device=device)[:, None] * beams + flat_choice // vocab).view(-1)
-        token = (flat_choice % vocab).view(-1)
-        state, done, lengths = state.select(parent), done[parent], lengths[parent]
-        history = torch.cat([history[parent], token[:, None]], dim=1)
-        lengths = lengths + (~done).long()
-        done = done | (token == EOS_ID) | (step + 1 >= limits)
-        scores, prev = top.view(-1), token
-        if bool(done.all()):
-            break
-    normalized = (scores / length_penalty(lengths, alpha, average)).tolist()
-    rows, raw, counts = history.tolist(), scores.tolist(), lengths.tolist()
-    found = [
-        [Hypothesis(trim_at_eos(rows[i]), raw[i], normalized[i], counts[i]) for i in range(b * beams, (b + 1) * beams)]
-        for b in range(batch)
-    ]
-    if include_greedy and beams > 1:
+    if beam_size == 1:  # the same tokens as one beam, without its bookkeeping
+        greedy = greedy_search(model, src, src_lengths, src_mask, max_len_a, max_len_b)
+        for hypothesis in greedy:
+            hypothesis.normalized = hypothesis.score / float(length_penalty(torch.tensor([hypothesis.length]), alpha, average))
+        return [[hypothesis] for hypothesis in greedy]
+    beams = Beams(model, src, src_lengths, src_mask, beam_size, alpha, average, max_len_a, max_len_b)
+    while not beams.complete() and beams.steps < beams.max_steps:  # by its limit a sentence is complete
+        beams.step()
+    found = beams.ended
+    if include_greedy and beam_size > 1:
         greedy = greedy_search(model, src, src_lengths, src_mask, max_len_a, max_len_b)
         for candidates, extra in zip(found, greedy):
             if all(h.tokens != extra.tokens for h in candidates):
-                extra.normalized = extra.score / float(length_penalty(torch.tensor([extra.length]), alpha, average))
+                extra.normalized = extra.score / beams.penalty(extra.length)
                 candidates.append(extra)
     return [sorted(candidates, key=lambda h: h.normalized, reverse=True)[:n_best] for candidates in found]
+
+
+class Beams:
+    """The state of a batched beam search: live beams per sentence and the hypotheses that have ended."""
+
+    def __init__(
+        self, model: Seq2Seq, src: Tensor, src_lengths: Tensor, src_mask: Tensor, size: int, alpha: float, average: bool,
+        max_len_a: float, max_len_b: int,
+    ) -> None:
+        self.model, self.size, self.alpha, self.average = model, size, alpha, average
+        self.batch, device = src.size(0), src.device
+        self.encoded = model.encode(src, src_lengths, src_mask).repeat(size)
+        self.state = model.decoder.initial_state(self.encoded)
+        self.limits = (max_len_a * src_lengths.to(device).float() + max_len_b).long()  # (B,)
+        self.max_steps = int(self.limits.max())
+        self.scores = torch.full((self.batch, size), float("-inf"), device=device)
+        self.scores[:, 0] = 0.0  # all beams start identical: expand only the first
+        self.prev = torch.full((self.batch * size,), BOS_ID, dtype=torch.long, device=device)
+        self.history = self.prev.new_zeros(self.batch * size, 0)
+        self.ended: list[list[Hypothesis]] = [[] for _ in range(self.batch)]
+        self.steps = 0
+
+    def complete(self) -> bool:
+        return all(len(ended) >= self.size for ended in self.ended)
+
+    def penalty(self, length: int) -> float:
+        return float(length_penalty(torch.tensor([length]), self.alpha, self.average))
+
+    def step(self) -> None:
+        """Scores every continuation, sets aside those that end, keeps the best `size` that go on."""
+        logits, self.state, _ = self.model.decode_step(self.prev, self.state, self.encoded)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
+        vocab = log_probs.size(-1)
+        candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, self.size * vocab)
+        top, flat = candidates.topk(min(2 * self.size, candidates.size(1)), dim=1)  # (B, 2K), best first
+        parent, token = flat // vocab, flat % vocab
+        self.steps += 1
+        ends = (token == EOS_ID) | (self.steps >= self.limits)[:, None]
+        self._set_aside(top, parent, token, ends)
+        going_on = torch.argsort(ends.int(), dim=1, stable=True)[:, : self.size]  # the best that do not end
+        rows = (torch.arange(self.batch, device=top.device)[:, None] * self.size + parent.gather(1, going_on)).view(-1)
+        self.scores = top.gather(1, going_on)
+        self.prev = token.gather(1, going_on).view(-1)
+        self.state = self.state.select(rows)
+        self.history = torch.cat([self.history[rows], self.prev[:, None]], dim=1)
+
+    def _set_aside(self, top: Tensor, parent: Tensor, token: Tensor, ends: Tensor) -> None:
+        """Ended continuations among each sentence's best `size` join its hypotheses, until it has `size`."""
+        best = slice(0, self.size)
+        rows = zip(top[:, best].tolist(), parent[:, best].tolist(), token[:, best].tolist(), ends[:, best].tolist())
+        for sentence, (scores, parents, tokens, ended) in enumerate(rows):
+            for score, beam, token_id, stop in zip(scores, parents, tokens, ended):
+                if not stop or score == float("-inf") or len(self.ended[sentence]) >= self.size:
+                    continue
+                ids = self.history[sentence * self.size + beam].tolist() + [token_id]
+                length = self.steps  # tokens scored, the eos included
+                self.ended[sentence].append(Hypothesis(trim_at_eos(ids), score, score / self.penalty(length), length))

@@ -13,7 +13,7 @@ import torch
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
 from seq2seq.errors import TrainingDiverged
-from seq2seq.models.search import beam_search
+from seq2seq.models.search import DEFAULT_ALPHA, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.loss import masked_cross_entropy
 from seq2seq.training.metrics import corpus_bleu, exact_match
@@ -36,6 +36,7 @@ class Seq2SeqModule(L.LightningModule):
         max_len_a: evaluation decoding limit slope (see `beam_search`).
         max_len_b: evaluation decoding limit offset.
         beam_size: beams for validation and test decoding (1: greedy search, the fast default).
+        alpha: length penalty exponent of that beam search (see `beam_search`).
         num_samples: sample translations printed at each validation.
         warmup_steps: the learning rate rises linearly from lr / N to lr over the first N optimizer steps
             (0: no warm-up). Transformer layers need it; the recurrent models learn without.
@@ -52,6 +53,7 @@ class Seq2SeqModule(L.LightningModule):
         max_len_a: float = 1.5,
         max_len_b: int = 10,
         beam_size: int = 1,
+        alpha: float = DEFAULT_ALPHA,
         num_samples: int = 3,
         warmup_steps: int = 0,
     ) -> None:
@@ -62,7 +64,7 @@ class Seq2SeqModule(L.LightningModule):
         self.vocabs = vocabs
         self.label_smoothing = label_smoothing
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
-        self.beam_size, self.num_samples = beam_size, num_samples
+        self.beam_size, self.alpha, self.num_samples = beam_size, alpha, num_samples
         self.warmup_steps = warmup_steps
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
@@ -133,7 +135,8 @@ class Seq2SeqModule(L.LightningModule):
         logits = self.net(batch)
         nll, count = masked_cross_entropy(logits, batch.tgt_out, batch.tgt_mask)  # reported loss: real tokens only
         found = beam_search(  # beam_size=1 is greedy search
-            self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size, max_len_a=self.max_len_a, max_len_b=self.max_len_b
+            self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size, alpha=self.alpha,
+            max_len_a=self.max_len_a, max_len_b=self.max_len_b,
         )
         hypotheses = [best[0].tokens for best in found]
         self._eval.append((batch.indices.tolist(), hypotheses, float(nll), int(count)))

@@ -132,11 +132,6 @@ def beam_search(
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
-    if beam_size == 1:  # the same tokens as one beam, without its bookkeeping
-        greedy = greedy_search(model, src, src_lengths, src_mask, max_len_a, max_len_b)
-        for hypothesis in greedy:
-            hypothesis.normalized = hypothesis.score / float(length_penalty(torch.tensor([hypothesis.length]), alpha, average))
-        return [[hypothesis] for hypothesis in greedy]
     beams = Beams(model, src, src_lengths, src_mask, beam_size, alpha, average, max_len_a, max_len_b)
     while not beams.complete() and beams.steps < beams.max_steps:  # by its limit a sentence is complete
         beams.step()

@@ -113,6 +113,25 @@ def test_evaluate_bleu_equals_sacrebleu_by_hand_and_a_moved_checkpoint_works(tin
     assert result["length_ratio"] > 0 and 0 <= result["exact_match"] <= 100
 
 
+def test_evaluate_takes_a_list_of_length_penalties_and_prints_a_row_for_each(tiny_checkpoint, test_files, tmp_path, capsys) -> None:
+    source, reference = test_files
+    report = tmp_path / "eval.json"
+    evaluate_main(["--checkpoint", str(tiny_checkpoint("packing")), "--src", str(source), "--ref", str(reference),
+                   "--json", str(report), "--beam-size", "3", "--alpha", "0,1.5"])
+    result = json.loads(report.read_text())
+    assert [row["alpha"] for row in result["by_alpha"]] == [0.0, 1.5]
+    printed = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    header = printed.index(["alpha", "BLEU", "chrF", "length", "ratio", "exact", "%"])
+    assert [row[0] for row in printed[header + 1 : header + 3]] == ["0", "1.5"]
+    single = tmp_path / "single.json"
+    evaluate_main(["--checkpoint", str(tiny_checkpoint("packing")), "--src", str(source), "--ref", str(reference),
+                   "--json", str(single), "--beam-size", "3", "--alpha", "1.5"])
+    assert json.loads(single.read_text())["bleu"] == pytest.approx(result["by_alpha"][1]["bleu"])
+    with pytest.raises(SystemExit):
+        evaluate_main(["--checkpoint", "x.ckpt", "--src", str(source), "--ref", str(reference), "--alpha", "0,high"])
+    assert "give one number or a comma-separated list" in capsys.readouterr().err
+
+
 def test_corrupted_checkpoint_gives_one_clear_error_and_no_output(tiny_checkpoint, test_files, tmp_path) -> None:
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(tiny_checkpoint("packing").read_bytes()[:1000])

@@ -32,7 +32,9 @@ def named_checkpoint(value: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def evaluate(path: Path, alphas: list[float], beam_size: int, sources: list[str], references: list[str]) -> list[dict]:
+def evaluate(
+    path: Path, alphas: list[float], beam_size: int, sources: list[str], references: list[str]
+) -> list[dict]:
     loaded = load_checkpoint(path, "cpu")
     translator = Translator(loaded.net, loaded.vocabs, "cpu", batch_size=64)
     settings = [("greedy", 1, 0.0)] + [(f"beam {beam_size}", beam_size, alpha) for alpha in alphas]
@@ -40,24 +42,43 @@ def evaluate(path: Path, alphas: list[float], beam_size: int, sources: list[str]
     for search, beams, alpha in settings:
         hypotheses = [found[0][0] for found in translator.translate(sources, beams, 1, alpha=alpha)]
         figures = score(hypotheses, references)
-        rows.append({"search": search, "alpha": alpha, "bleu": figures["bleu"], "length_ratio": figures["length_ratio"]})
-        print(f"  {search:<8} alpha {alpha:<4g} BLEU {figures['bleu']:6.2f}  length ratio {figures['length_ratio']:.3f}")
+        rows.append(
+            {
+                "search": search,
+                "alpha": alpha,
+                "bleu": figures["bleu"],
+                "length_ratio": figures["length_ratio"],
+            }
+        )
+        print(
+            f"  {search:<8} alpha {alpha:<4g} BLEU {figures['bleu']:6.2f}  length ratio {figures['length_ratio']:.3f}"
+        )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=named_checkpoint, nargs="+", required=True, help="NAME=PATH, one or more")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", type=named_checkpoint, nargs="+", required=True, help="NAME=PATH, one or more"
+    )
     parser.add_argument("--alpha", type=alpha_list, default=[0.0, 0.6, 1.0, 1.5, 2.0])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "beam_alpha.json")
     args = parser.parse_args()
     test = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name, path in args.checkpoint:
         print(name)
-        results[name] = {"checkpoint": str(path), "commit": commit, "rows": evaluate(path, args.alpha, args.beam_size, test.src, test.tgt)}
+        results[name] = {
+            "checkpoint": str(path),
+            "commit": commit,
+            "rows": evaluate(path, args.alpha, args.beam_size, test.src, test.tgt),
+        }
     write_json(args.out, results)
 
 

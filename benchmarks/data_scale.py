@@ -104,7 +104,16 @@ def sampler_seconds(pairs: int) -> dict:
 
     from seq2seq.data.sampler import BucketBatchSampler
 
-    src, tgt = (np.asarray([len(line.split()) + 1 for line in gzip.open(ROOT / "data" / "bundled" / f"train.{side}.gz", "rt")], dtype=np.uint16) for side in ("src", "tgt"))
+    src, tgt = (
+        np.asarray(
+            [
+                len(line.split()) + 1
+                for line in gzip.open(ROOT / "data" / "bundled" / f"train.{side}.gz", "rt")
+            ],
+            dtype=np.uint16,
+        )
+        for side in ("src", "tgt")
+    )
     copies = -(-pairs // len(src))
     src, tgt = np.tile(src, copies)[:pairs], np.tile(tgt, copies)[:pairs]
     sampler = BucketBatchSampler(src, tgt, max_tokens=2048)
@@ -230,7 +239,9 @@ def main() -> None:
     parser.add_argument("--label", default="after")
     parser.add_argument("--workers", type=int, default=2, help="preparation processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "data_scale.json")
-    parser.add_argument("--sampler-pairs", type=int, default=40_000_000, help="pairs of the sampler timing (0: skip)")
+    parser.add_argument(
+        "--sampler-pairs", type=int, default=40_000_000, help="pairs of the sampler timing (0: skip)"
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw docs/data_scale.png from the JSON")
     args = parser.parse_args()
     if args.plot_only:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import sacrebleu
 
-from seq2seq.cli.common import add_model_arguments, load_translator, read_input, run_command, search_options, write_output
+from seq2seq.cli.common import (
+    add_model_arguments,
+    load_translator,
+    read_input,
+    run_command,
+    search_options,
+    write_output,
+)
 from seq2seq.training.metrics import exact_match
 
 

@@ -40,9 +40,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, help="encoding processes (default: data.prepare_workers)")
     jobs = parser.add_mutually_exclusive_group()
-    jobs.add_argument("--shard", type=shard_argument, metavar="I/N", help="prepare only shard I of N of the training split "
-                      "(one job per shard, e.g. a SLURM array), then --merge N")
-    jobs.add_argument("--merge", type=int, metavar="N", help="assemble the N finished shards into the prepared folder")
+    jobs.add_argument(
+        "--shard",
+        type=shard_argument,
+        metavar="I/N",
+        help="prepare only shard I of N of the training split "
+        "(one job per shard, e.g. a SLURM array), then --merge N",
+    )
+    jobs.add_argument(
+        "--merge", type=int, metavar="N", help="assemble the N finished shards into the prepared folder"
+    )
     return parser.parse_args(argv)
 
 
@@ -56,7 +63,12 @@ def shard_argument(value: str) -> Shard:
 def run_job(datamodule, args: argparse.Namespace) -> Prepared:
     if args.shard is None and args.merge is None:
         return datamodule.prepare()
-    where = (datamodule.corpus_files(), datamodule.prepare_settings(), datamodule.prepared_dir, datamodule.cache_dir)
+    where = (
+        datamodule.corpus_files(),
+        datamodule.prepare_settings(),
+        datamodule.prepared_dir,
+        datamodule.cache_dir,
+    )
     if args.shard is not None:
         return prepare_shard(*where, args.shard, datamodule.prepare_workers)
     return merge_shards(*where, args.merge, datamodule.prepare_workers)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import itertools
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from seq2seq.errors import InputError
 

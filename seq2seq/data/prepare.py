@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.data.corpus import CorpusError, count_lines, decode_line, find_split_file, iter_raw_pairs, line_count_error
+from seq2seq.data.corpus import (
+    CorpusError,
+    count_lines,
+    decode_line,
+    find_split_file,
+    iter_raw_pairs,
+    line_count_error,
+)
 from seq2seq.data.locking import file_lock
 from seq2seq.data.vocab import Vocab, Vocabs, atomic_write_bytes, build_vocabs
 
@@ -161,14 +168,19 @@ def prepare(
         sources = describe_sources(files)
         vocabs = train_vocabs(files, settings, sources, Path(vocab_cache))
         with encoding_pool(vocabs, workers) as pool:
-            splits = {split: write_split(pool, files.splits[split], split_rules(split, settings), staging) for split in SPLITS}
+            splits = {
+                split: write_split(pool, files.splits[split], split_rules(split, settings), staging)
+                for split in SPLITS
+            }
         return write_manifest(staging, settings, sources, vocabs, splits)
 
     manifest, built = build_once(folder, lambda manifest: manifest_matches(manifest, files, settings), make)
     return Prepared(folder, manifest, built)
 
 
-def build_once(folder: Path, matches: Callable[[dict], bool], make: Callable[[Path], dict]) -> tuple[dict, bool]:
+def build_once(
+    folder: Path, matches: Callable[[dict], bool], make: Callable[[Path], dict]
+) -> tuple[dict, bool]:
     """(manifest, built): the folder's manifest if it `matches`, else `make`s the folder anew in its place.
 
     Under a lock beside the folder: concurrent callers wait, then find the manifest. `make` writes into a
@@ -261,7 +273,9 @@ def describe_sources(files: CorpusFiles) -> list[dict]:
     return described
 
 
-def train_vocabs(files: CorpusFiles, settings: PrepareSettings, sources: list[dict], vocab_cache: Path) -> Vocabs:
+def train_vocabs(
+    files: CorpusFiles, settings: PrepareSettings, sources: list[dict], vocab_cache: Path
+) -> Vocabs:
     """The sentencepiece models of the training split (cached by its files' digests and the settings)."""
     train = files.splits["train"]
     if next(iter(KeptSide(train, 0)), None) is None:
@@ -270,15 +284,21 @@ def train_vocabs(files: CorpusFiles, settings: PrepareSettings, sources: list[di
             f"Check that {train[0][0].name} and {train[0][1].name} hold text on the same lines."
         )
     train_key = json.dumps([[s["sha256"] for s in sources if s["split"] == "train"], settings.empty_lines])
-    return build_vocabs(KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab)
+    return build_vocabs(
+        KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab
+    )
 
 
 @contextlib.contextmanager
 def encoding_pool(vocabs: Vocabs, workers: int | None) -> Iterator[Encoders]:
     """Worker processes that hold the sentencepiece models (forked where the OS can: no re-import)."""
     workers = workers or default_workers()
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)) as pool:
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    with context.Pool(
+        workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)
+    ) as pool:
         yield Encoders(pool, workers, token_dtype(vocabs))
 
 
@@ -296,10 +316,19 @@ def token_dtype(vocabs: Vocabs) -> type:
 
 
 def split_rules(split: str, settings: PrepareSettings) -> Rules:
-    return Rules(split, settings.max_length if split == "train" else None, settings.too_long, settings.empty_lines)
+    return Rules(
+        split, settings.max_length if split == "train" else None, settings.too_long, settings.empty_lines
+    )
 
 
-def write_manifest(staging: Path, settings: PrepareSettings, sources: list[dict], vocabs: Vocabs, splits: dict[str, SplitCounts], **extra: Any) -> dict:
+def write_manifest(
+    staging: Path,
+    settings: PrepareSettings,
+    sources: list[dict],
+    vocabs: Vocabs,
+    splits: dict[str, SplitCounts],
+    **extra: Any,
+) -> dict:
     """Writes the sentencepiece models, then the manifest (last: its presence marks the folder complete)."""
     names = {"joint": vocabs.src} if vocabs.joint else {"src": vocabs.src, "tgt": vocabs.tgt}
     for name, vocab in names.items():
@@ -404,7 +433,9 @@ def encode_chunk(task: tuple[Rules, Path, Path, int, list[bytes], list[bytes]]) 
     )
 
 
-def chunks(corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts, shard: Shard) -> Iterator[tuple]:
+def chunks(
+    corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts, shard: Shard
+) -> Iterator[tuple]:
     """Tasks of `CHUNK_PAIRS` raw pairs, read as the workers take them; counts each corpus's lines.
 
     A shard first counts the lines of every corpus (newlines in large blocks: fast), then reads only
@@ -416,7 +447,10 @@ def chunks(corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts, 
         counts.lines = [aligned_line_count(src, tgt) for src, tgt in corpora]
         first, stop = shard.lines(sum(counts.lines))
         ends = list(itertools.accumulate(counts.lines))
-        ranges = [(min(max(first - end + n, 0), n), min(max(stop - end + n, 0), n)) for n, end in zip(counts.lines, ends)]
+        ranges = [
+            (min(max(first - end + n, 0), n), min(max(stop - end + n, 0), n))
+            for n, end in zip(counts.lines, ends)
+        ]
     for (src_path, tgt_path), (start, stop) in zip(corpora, ranges):
         if start == stop:
             continue  # another shard's lines only
@@ -437,16 +471,23 @@ def aligned_line_count(src_path: Path, tgt_path: Path) -> int:
     return src
 
 
-def write_split(encoders: Encoders, corpora: list[tuple[Path, Path]], rules: Rules, staging: Path, shard: Shard = Shard()) -> SplitCounts:
+def write_split(
+    encoders: Encoders, corpora: list[tuple[Path, Path]], rules: Rules, staging: Path, shard: Shard = Shard()
+) -> SplitCounts:
     """Encodes one split (or a shard's chunks of it) in order, keeping a few chunks in flight (bounded memory)."""
     counts = SplitCounts()
     lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
     split = rules.split
     with contextlib.ExitStack() as files:
-        handles = {side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES}
+        handles = {
+            side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES
+        }
         texts = {}
         if split != "train":
-            texts = {side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8")) for side in SIDES}
+            texts = {
+                side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8"))
+                for side in SIDES
+            }
         pending: deque = deque()
 
         def take_oldest() -> None:
@@ -471,7 +512,9 @@ def check_counts(counts: SplitCounts, corpora: list[tuple[Path, Path]], rules: R
             f"{path}: {count} line(s) with an empty side (lines {', '.join(map(str, shown))}{', ...' if count > len(shown) else ''})"
             for path, (count, shown) in counts.empty.items()
         )
-        raise CorpusError(f"{described}. Remove them from both files, or set data.empty_lines=skip to leave those pairs out.")
+        raise CorpusError(
+            f"{described}. Remove them from both files, or set data.empty_lines=skip to leave those pairs out."
+        )
     if not counts.pairs and shard.count == 1:
         src_path, tgt_path = corpora[0]
         raise CorpusError(

@@ -42,7 +42,9 @@ from seq2seq.data.prepare import (
 )
 
 
-def shard_folder(prepared_dir: str | Path, files: CorpusFiles, settings: PrepareSettings, shard: Shard) -> Path:
+def shard_folder(
+    prepared_dir: str | Path, files: CorpusFiles, settings: PrepareSettings, shard: Shard
+) -> Path:
     return Path(prepared_dir) / f"{files.key(settings)}.shards" / f"{shard.index}-of-{shard.count}"
 
 
@@ -56,7 +58,9 @@ def prepare_shard(
 ) -> Prepared:
     """Encodes shard `shard.index` of `shard.count` of the training split (reused if it already matches)."""
     if not 0 <= shard.index < shard.count:
-        raise CorpusError(f"--shard {shard.index}/{shard.count}: the shard number must be 0 to {shard.count - 1}.")
+        raise CorpusError(
+            f"--shard {shard.index}/{shard.count}: the shard number must be 0 to {shard.count - 1}."
+        )
     folder = shard_folder(prepared_dir, files, settings, shard)
 
     def make(staging: Path) -> dict:
@@ -64,7 +68,9 @@ def prepare_shard(
         vocabs = train_vocabs(files, settings, sources, Path(vocab_cache))
         with encoding_pool(vocabs, workers) as pool:
             train = write_split(pool, files.splits["train"], split_rules("train", settings), staging, shard)
-        return write_manifest(staging, settings, sources, vocabs, {"train": train}, shard=[shard.index, shard.count])
+        return write_manifest(
+            staging, settings, sources, vocabs, {"train": train}, shard=[shard.index, shard.count]
+        )
 
     manifest, built = build_once(folder, lambda manifest: manifest_matches(manifest, files, settings), make)
     return Prepared(folder, manifest, built)
@@ -97,11 +103,15 @@ def merge_shards(
     return Prepared(folder, manifest, built)
 
 
-def finished_shard(files: CorpusFiles, settings: PrepareSettings, prepared_dir: str | Path, shard: Shard) -> dict:
+def finished_shard(
+    files: CorpusFiles, settings: PrepareSettings, prepared_dir: str | Path, shard: Shard
+) -> dict:
     folder = shard_folder(prepared_dir, files, settings, shard)
     manifest = read_manifest(folder)
     if manifest is None or not manifest_matches(manifest, files, settings):
-        state = "is missing or unfinished" if manifest is None else "was prepared from other files or settings"
+        state = (
+            "is missing or unfinished" if manifest is None else "was prepared from other files or settings"
+        )
         raise CorpusError(
             f"Cannot merge: shard {shard.index} of {shard.count} ({folder}) {state}. Run seq2seq-preprocess with the "
             f"same overrides and --shard {shard.index}/{shard.count} first, then merge again."
@@ -123,7 +133,9 @@ def concatenate(folders: list[Path], manifests: list[dict], staging: Path) -> Sp
                 for start in range(0, len(tokens), 1 << 24):  # copied in slices: bounded memory
                     tokens[start : start + (1 << 24)].tofile(handles[side])
                 length_type = "uint16" if counts["longest"][side] < 2**16 else "uint32"
-                lengths[side].append(np.asarray(map_array(folder / f"train.{side}.lengths", length_type, counts["pairs"])))
+                lengths[side].append(
+                    np.asarray(map_array(folder / f"train.{side}.lengths", length_type, counts["pairs"]))
+                )
             add_counts(merged, counts)
     write_index(staging, "train", lengths, merged)
     return merged

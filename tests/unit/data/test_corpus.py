@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from seq2seq.data import corpus as corpus_module
-from seq2seq.data.corpus import CorpusError, count_lines, iter_raw_lines, iter_raw_pairs, read_lines, read_parallel
+from seq2seq.data.corpus import (
+    CorpusError,
+    count_lines,
+    iter_raw_lines,
+    iter_raw_pairs,
+    read_lines,
+    read_parallel,
+)
 
 
 def write(path: Path, lines: list[str], gz: bool = False) -> None:

@@ -207,7 +207,9 @@ def test_shards_prepared_apart_and_merged_equal_one_preparation(tmp_path: Path, 
     files = CorpusFiles.find(corpus, "de", "en", train)
     settings = PrepareSettings(vocab=VOCAB, max_length=14)
     sharded = tmp_path / "sharded"
-    with pytest.raises(CorpusError, match=r"Cannot merge: shard 0 of 3 .* is missing or unfinished.*--shard 0/3"):
+    with pytest.raises(
+        CorpusError, match=r"Cannot merge: shard 0 of 3 .* is missing or unfinished.*--shard 0/3"
+    ):
         merge_shards(files, settings, sharded / "prepared", sharded / "spm", 3, workers=2)
     for index in (2, 0, 1):  # any order, as the jobs of an array happen to run
         prepare_shard(files, settings, sharded / "prepared", sharded / "spm", Shard(index, 3), workers=2)

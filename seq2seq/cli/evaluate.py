@@ -55,17 +55,16 @@ def evaluate(args: argparse.Namespace) -> None:
     if len(sources) != len(references):
         raise ValueError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}; they must align line by line")
     translator = load_translator(args)
-    rows, first = [], None
+    rows, translations = [], []
     for alpha in args.alphas:
         options = {**search_options(args), "alpha": alpha}
-        hypotheses = [found[0][0] for found in translator.translate(sources, args.beam_size, 1, **options)]
-        first = first or hypotheses
-        rows.append({"alpha": alpha, **score(hypotheses, references)})
+        translations.append([found[0][0] for found in translator.translate(sources, args.beam_size, 1, **options)])
+        rows.append({"alpha": alpha, **score(translations[-1], references)})
     result = {"checkpoint": str(args.checkpoint), "beam_size": args.beam_size}
     result.update(rows[0] if len(rows) == 1 else {"by_alpha": rows})
     text = json.dumps(result, indent=2) + "\n"
     if args.hypotheses:
-        write_output(args.hypotheses, "".join(h + "\n" for h in first))
+        write_output(args.hypotheses, "".join(h + "\n" for h in translations[0]))
     write_output(args.json, text)
     if len(rows) > 1:
         print(f"{'alpha':>6} {'BLEU':>7} {'chrF':>7} {'length ratio':>13} {'exact %':>8}")

@@ -140,9 +140,4 @@ class TranslationDataModule(L.LightningDataModule):
 
     def save_vocabs(self, folder: Path) -> list[Path]:
         """Copies the sentencepiece models in use into `folder` (the run directory)."""
-        named = {"joint": self.vocabs.src} if self.vocabs.joint else {"src": self.vocabs.src, "tgt": self.vocabs.tgt}
-        paths = []
-        for name, vocab in named.items():
-            paths.append(Path(folder) / f"spm.{name}.model")
-            vocab.save(paths[-1])
-        return paths
+        return self.vocabs.save(folder)

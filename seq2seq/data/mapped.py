@@ -8,19 +8,20 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from seq2seq.data.corpus import CorpusError, ParallelText, read_lines
-from seq2seq.data.prepare import SIDES
+from seq2seq.data.prepare import SIDES, length_dtype
 
 
 class MappedSide:
     """The ids of one side of one split: a pair's ids are `tokens[offsets[i] : offsets[i] + lengths[i]]`."""
 
-    def __init__(
-        self, folder: Path, split: str, side: str, token_dtype: str, pairs: int, tokens: int, longest: int
-    ) -> None:
-        length_dtype = "uint16" if longest < 2**16 else "uint32"
-        self.tokens = map_array(folder / f"{split}.{side}.tokens", token_dtype, tokens)
+    def __init__(self, folder: Path, split: str, side: str, manifest: dict) -> None:
+        counts = manifest["splits"][split]
+        pairs, tokens = counts["pairs"], counts["tokens"][side]
+        self.tokens = map_array(folder / f"{split}.{side}.tokens", manifest["token_dtype"], tokens)
         self.offsets = map_array(folder / f"{split}.{side}.offsets", "int64", pairs)
-        self.lengths = map_array(folder / f"{split}.{side}.lengths", length_dtype, pairs)
+        self.lengths = map_array(
+            folder / f"{split}.{side}.lengths", length_dtype(counts["longest"][side]), pairs
+        )
         if pairs and (self.offsets[0] != 0 or self.offsets[-1] + self.lengths[-1] != tokens):
             raise corrupt(folder / f"{split}.{side}.offsets", "its offsets do not add up to the token count")
 
@@ -57,13 +58,7 @@ class MappedPairs(Dataset):
 
     def __init__(self, folder: Path, split: str, manifest: dict) -> None:
         counts = manifest["splits"][split]
-        dtype = manifest["token_dtype"]
-        self.src, self.tgt = (
-            MappedSide(
-                folder, split, side, dtype, counts["pairs"], counts["tokens"][side], counts["longest"][side]
-            )
-            for side in SIDES
-        )
+        self.src, self.tgt = (MappedSide(folder, split, side, manifest) for side in SIDES)
         self.text: ParallelText | None = None
         if split != "train":
             src_path, tgt_path = (folder / f"{split}.{side}.txt" for side in SIDES)

@@ -122,10 +122,7 @@ class Prepared:
     built: bool
 
     def vocabs(self) -> Vocabs:
-        if self.manifest["vocab"]["joint"]:
-            joint = Vocab.load(self.folder / "spm.joint.model")
-            return Vocabs(joint, joint)
-        return Vocabs(Vocab.load(self.folder / "spm.src.model"), Vocab.load(self.folder / "spm.tgt.model"))
+        return Vocabs.load(self.folder, self.manifest["vocab"]["joint"])
 
     def log_counts(self) -> None:
         """The same warnings a run prints whether it prepared the data now or maps an earlier preparation."""
@@ -311,6 +308,11 @@ class Encoders:
     token_type: type
 
 
+def length_dtype(longest: int) -> str:
+    """The dtype of a side's per-pair lengths: uint16 when its longest pair fits."""
+    return "uint16" if longest < 2**16 else "uint32"
+
+
 def token_dtype(vocabs: Vocabs) -> type:
     return np.uint16 if max(len(vocabs.src), len(vocabs.tgt)) <= 2**16 else np.uint32
 
@@ -330,9 +332,7 @@ def write_manifest(
     **extra: Any,
 ) -> dict:
     """Writes the sentencepiece models, then the manifest (last: its presence marks the folder complete)."""
-    names = {"joint": vocabs.src} if vocabs.joint else {"src": vocabs.src, "tgt": vocabs.tgt}
-    for name, vocab in names.items():
-        atomic_write_bytes(staging / f"spm.{name}.model", vocab.model_bytes)
+    vocabs.save(staging)
     manifest = {
         "format": FORMAT,
         "settings": asdict(settings),
@@ -439,7 +439,7 @@ def chunks(
     """Tasks of `CHUNK_PAIRS` raw pairs, read as the workers take them; counts each corpus's lines.
 
     A shard first counts the lines of every corpus (newlines in large blocks: fast), then reads only
-    its own run of lines, skipping to its start the same fast way.
+    its own run of lines.
     """
     if shard.count == 1:
         ranges = [(0, None)] * len(corpora)
@@ -550,9 +550,8 @@ def add_chunk(
 def write_index(staging: Path, split: str, lengths: dict[str, list[np.ndarray]], counts: SplitCounts) -> None:
     """Per side: the lengths (uint16 when every pair fits) and int64 offsets of the pairs in `tokens`."""
     for side in SIDES:
-        side_lengths = np.concatenate(lengths[side])
-        length_type = np.uint16 if counts.longest[side] < 2**16 else np.uint32
-        side_lengths.astype(length_type).tofile(staging / f"{split}.{side}.lengths")
+        side_lengths = np.concatenate(lengths[side]) if lengths[side] else np.zeros(0, dtype=np.int64)
+        side_lengths.astype(length_dtype(counts.longest[side])).tofile(staging / f"{split}.{side}.lengths")
         offsets = np.zeros(len(side_lengths), dtype=np.int64)
         np.cumsum(side_lengths[:-1], out=offsets[1:])
         offsets.tofile(staging / f"{split}.{side}.offsets")

@@ -1,8 +1,8 @@
 """Preparing one corpus in shards on several machines, then merging them into the folder training maps.
 
 Shard i of N takes the i-th of N equal runs of the training split's lines (its corpora in order): it
-counts the lines of each file in large blocks, skips to its first line the same way, and reads and
-encodes only its run, into `{key}.shards/{i}-of-{N}/` beside the prepared folder. The merge concatenates
+counts the lines of each file in large blocks, skips to its first line, and reads and encodes only
+its run, into `{key}.shards/{i}-of-{N}/` beside the prepared folder. The merge concatenates
 the runs in order and prepares valid/test, so the result is byte for byte what one machine would
 have prepared. Every shard and the merge use the same
 sentencepiece model: the first job to need it trains it under a lock in the shared vocabulary cache,
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq.data.corpus import CorpusError
-from seq2seq.data.mapped import map_array
+from seq2seq.data.mapped import MappedSide
 from seq2seq.data.prepare import (
     MAX_EMPTY_SHOWN,
     SIDES,
@@ -121,22 +121,17 @@ def finished_shard(
 
 def concatenate(folders: list[Path], manifests: list[dict], staging: Path) -> SplitCounts:
     """Writes the training split as the shards' runs of lines one after the other (corpus order)."""
-    shard_counts = [manifest["splits"]["train"] for manifest in manifests]
-    dtype = manifests[0]["token_dtype"]
-    merged = SplitCounts(lines=shard_counts[0]["lines"])
+    merged = SplitCounts(lines=manifests[0]["splits"]["train"]["lines"])
     lengths: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
     with contextlib.ExitStack() as opened:
         handles = {side: opened.enter_context(open(staging / f"train.{side}.tokens", "wb")) for side in SIDES}
-        for folder, counts in zip(folders, shard_counts):
+        for folder, manifest in zip(folders, manifests):
             for side in SIDES:
-                tokens = map_array(folder / f"train.{side}.tokens", dtype, counts["tokens"][side])
-                for start in range(0, len(tokens), 1 << 24):  # copied in slices: bounded memory
-                    tokens[start : start + (1 << 24)].tofile(handles[side])
-                length_type = "uint16" if counts["longest"][side] < 2**16 else "uint32"
-                lengths[side].append(
-                    np.asarray(map_array(folder / f"train.{side}.lengths", length_type, counts["pairs"]))
-                )
-            add_counts(merged, counts)
+                shard = MappedSide(folder, "train", side, manifest)
+                for start in range(0, len(shard.tokens), 1 << 24):  # copied in slices: bounded memory
+                    shard.tokens[start : start + (1 << 24)].tofile(handles[side])
+                lengths[side].append(np.asarray(shard.lengths))
+            add_counts(merged, manifest["splits"]["train"])
     write_index(staging, "train", lengths, merged)
     return merged
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -63,6 +64,22 @@ class Vocabs:
     @property
     def joint(self) -> bool:
         return self.src is self.tgt
+
+    def save(self, folder: Path, prefix: str = "spm.") -> list[Path]:
+        """Writes `{prefix}joint.model`, or `{prefix}src.model` and `{prefix}tgt.model`, into `folder`."""
+        named = {"joint": self.src} if self.joint else {"src": self.src, "tgt": self.tgt}
+        paths = [Path(folder) / f"{prefix}{name}.model" for name in named]
+        for path, vocab in zip(paths, named.values()):
+            vocab.save(path)
+        return paths
+
+    @classmethod
+    def load(cls, folder: Path, joint: bool, prefix: str = "spm.") -> Vocabs:
+        """The models `save` wrote into `folder`."""
+        if joint:
+            model = Vocab.load(Path(folder) / f"{prefix}joint.model")
+            return cls(model, model)
+        return cls(Vocab.load(Path(folder) / f"{prefix}src.model"), Vocab.load(Path(folder) / f"{prefix}tgt.model"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -171,24 +188,13 @@ def build_vocabs(
     names = ["joint"] if joint else ["src", "tgt"]
     with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains; the others wait and load
         if not all((folder / f"{name}.model").is_file() for name in names):
-            corpora = {"joint": Chained(src, tgt)} if joint else {"src": src, "tgt": tgt}
-            models = {name: train_sentencepiece(iter(corpora[name]), vocab_size, model_type, character_coverage, seed) for name in names}
+            corpora = {"joint": itertools.chain(src, tgt)} if joint else {"src": src, "tgt": tgt}
+            models = {name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed) for name in names}
             staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
             for name, data in models.items():
                 (staging / f"{name}.model").write_bytes(data)
             (staging / "settings.json").write_text(json.dumps(settings, indent=2))
             shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (a model missing)
             os.replace(staging, folder)
-    loaded = {name: Vocab.load(folder / f"{name}.model") for name in names}
-    return Vocabs(loaded["joint"], loaded["joint"]) if joint else Vocabs(loaded["src"], loaded["tgt"])
+    return Vocabs.load(folder, joint, prefix="")
 
-
-class Chained:
-    """`first` then `second`, re-iterable (a joint model trains on both sides of the corpus)."""
-
-    def __init__(self, first: Iterable[str], second: Iterable[str]) -> None:
-        self.first, self.second = first, second
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.first
-        yield from self.second

@@ -72,7 +72,7 @@ def test_streamed_pairs_of_unequal_files_end_in_the_line_count_error(tmp_path: P
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_counting_and_skipping_lines_in_blocks_agree_with_reading_them(tmp_path: Path, gz: bool, monkeypatch) -> None:
-    """Shards count lines and skip to their first one in blocks; small blocks put newlines at every edge."""
+    """Shards count lines in blocks (small ones put newlines at every edge) and skip to their first line."""
     monkeypatch.setattr(corpus_module, "BLOCK", 7)
     rng = random.Random(0)
     for trial in range(40):

@@ -195,7 +195,7 @@ def test_a_damaged_array_file_is_named_in_one_clear_error(tmp_path: Path) -> Non
 
 def test_shards_prepared_apart_and_merged_equal_one_preparation(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(prepare_module, "CHUNK_PAIRS", 70)  # several chunks per shard
-    monkeypatch.setattr(corpus_module, "BLOCK", 1000)  # shards skip to their first line over several blocks
+    monkeypatch.setattr(corpus_module, "BLOCK", 1000)  # shards count lines over several blocks
     corpus = make_corpus(tmp_path / "corpus", train=400, prefix="europarl")
     make_corpus(corpus, train=250, prefix="news", skip=400)  # shard 1 of 3 spans both corpora
     lines = (corpus / "news.en").read_text().splitlines()

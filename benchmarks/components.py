@@ -29,15 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS: list[tuple[str, list[str], str]] = [
     ("default", [], "bi-LSTM encoder, LSTM decoder, Luong attention, bridge"),
     ("encoder=gru", ["encoder=gru"], "bi-GRU encoder (LSTM decoder)"),
-    ("encoder=attention", ["encoder=attention"], "Transformer encoder"),
+    ("encoder=attention", ["encoder=attention"], "Transformer encoder (with dot-product attention)"),
     ("decoder=gru", ["decoder=gru"], "GRU decoder"),
     ("encoder=gru decoder=gru", ["encoder=gru", "decoder=gru"], "the GRU recipe"),
     ("decoder/attention=bahdanau", ["decoder/attention=bahdanau"], "additive attention"),
-    (
-        "decoder.attention.score=dot",
-        ["decoder.attention.score=dot"],
-        "dot-product attention (decoder 256 = memory 2 x 128)",
-    ),
+    ("decoder/attention=dot", ["decoder/attention=dot"], "dot-product attention (decoder 256 = memory 2 x 128)"),
     ("decoder/attention=none", ["decoder/attention=none"], "no attention: the baseline, expected low"),
     ("decoder/init=learned", ["decoder/init=learned"], "one learned initial state"),
     ("decoder/init=zeros", ["decoder/init=zeros"], "zero initial state"),

@@ -55,7 +55,11 @@ class LuongAttention(Attention):
         if score not in ("general", "dot"):
             raise ValueError(f"LuongAttention score must be 'general' or 'dot', got {score!r}")
         if score == "dot" and query_size != key_size:
-            raise ValueError(f"dot attention needs equal query and key sizes, got {query_size} and {key_size}")
+            raise ValueError(
+                f"dot attention (decoder/attention=dot) needs decoder.hidden_size ({query_size}) equal to the "
+                f"encoder's memory size ({key_size}): set decoder.hidden_size={key_size}, or pick "
+                f"decoder/attention=luong, which learns a projection between the two"
+            )
         self.key_proj = nn.Linear(key_size, query_size, bias=False) if score == "general" else nn.Identity()
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:

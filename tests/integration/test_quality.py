@@ -21,11 +21,11 @@ from seq2seq.config import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 # encoder -> (overrides, validation BLEU floor). Validation BLEU measured after 2 epochs: bi-LSTM 94.9,
-# bi-GRU with a GRU decoder 90.1, attention (Transformer) 73.1.
+# bi-GRU with a GRU decoder 90.1, attention (Transformer, dot-product attention in the decoder) 96.4.
 FLOORS = {
     "lstm": ([], 85.0),
     "gru": (["encoder=gru", "decoder=gru"], 80.0),
-    "attention": (["encoder=attention"], 50.0),
+    "attention": (["encoder=attention"], 85.0),
 }
 
 

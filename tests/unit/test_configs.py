@@ -34,6 +34,8 @@ def test_option_composes_and_instantiates(group: str, option: str, compose_confi
     overrides = [f"{group}={option}"]
     if group == "data" and option == "parallel":
         overrides += [f"data.path={CONFIG_DIR.parent / 'data' / 'bundled'}", "data.src_lang=src", "data.tgt_lang=tgt"]
+    if group == "decoder/attention" and option == "dot":
+        overrides += ["decoder.hidden_size=32"]  # the tiny bi-LSTM's memory: 2 x 16
     cfg = compose_config(TINY + overrides)
 
     module = build_module(cfg)

@@ -27,5 +27,5 @@ def test_context_ignores_masked_keys(attention) -> None:
 
 
 def test_dot_score_needs_equal_sizes() -> None:
-    with pytest.raises(ValueError, match="equal query and key sizes"):
+    with pytest.raises(ValueError, match="decoder.hidden_size .* equal to the encoder.s memory size"):
         LuongAttention(5, 7, score="dot")

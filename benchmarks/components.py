@@ -66,7 +66,7 @@ def train_row(overrides: list[str], epochs: int, log: Path) -> dict:
             "train.py",
             f"hydra.run.dir={run_dir}",
             f"trainer.max_epochs={epochs}",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
             *overrides,
         ]
         with log.open("w") as out:

@@ -13,6 +13,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
@@ -20,6 +21,7 @@ from seq2seq.data.vocab import atomic_write_bytes
 from seq2seq.errors import Preempted, Seq2SeqError
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
+from seq2seq.training.console import quiet_lightning
 from seq2seq.training.resume import check_resumable, checkpoint_to_resume
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    log.info("run folder: %s", output_dir)
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
@@ -43,14 +46,13 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("compile"):
         module.net.compile(dynamic=True)  # in place: parameter names, and so checkpoints, stay as they are
-    checkpoint_dir = Path(cfg.get("callbacks", {}).get("model_checkpoint", {}).get("dirpath") or output_dir / "checkpoints")
+    trainer = build_trainer(cfg)
+    checkpoint = trainer.checkpoint_callback
+    checkpoint_dir = Path(checkpoint.dirpath or output_dir / "checkpoints") if checkpoint else None
     resume_from = checkpoint_to_resume(cfg.get("ckpt_path"), cfg.get("resume", False), checkpoint_dir)
     if resume_from is not None:
         check_resumable(resume_from, vocabs)
         log.info("resuming from %s", resume_from)
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
-    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()] or False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     with finishing(trainer.loggers):
         results = _fit_and_evaluate(cfg, trainer, module, datamodule, resume_from)
         results["wall_time_s"] = time.perf_counter() - started
@@ -61,6 +63,18 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
             log.info("results: %s", json.dumps(results))
             report_results(trainer.loggers, results, output_dir / "results.json")
     return results
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer with the callbacks and loggers that are switched on (`callbacks.NAME=null` and
+    `logger=null` switch them off); checkpointing follows `callbacks.model_checkpoint` unless
+    `trainer.enable_checkpointing` says otherwise."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    checkpointing = cfg.trainer.get("enable_checkpointing")
+    if checkpointing is None:
+        checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing)
 
 
 def _fit_and_evaluate(
@@ -104,6 +118,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     register_resolvers()
+    quiet_lightning()
     _main()
 
 

@@ -11,26 +11,32 @@ from seq2seq.inference.checkpoint import CheckpointError, read_checkpoint
 log = logging.getLogger(__name__)
 
 
-def checkpoint_to_resume(ckpt_path: str | None, resume: bool, checkpoint_dir: Path) -> Path | None:
+def checkpoint_to_resume(ckpt_path: str | None, resume: bool, checkpoint_dir: Path | None) -> Path | None:
     """`ckpt_path=PATH` or `ckpt_path=last` (this run's `last.ckpt`, which must exist), or with
     `resume=true` this run's `last.ckpt` when there is one (a fresh start otherwise, e.g. a requeued job's first try).
+    `checkpoint_dir` is None when the run writes no checkpoints (`callbacks.model_checkpoint=null`).
     """
-    last = checkpoint_dir / "last.ckpt"
-    if ckpt_path == "last":
-        if not last.is_file():
-            raise CheckpointError(
-                f"ckpt_path=last: there is no {last}. Resume in the interrupted run's folder "
-                f"(hydra.run.dir=<that folder>), or pass the checkpoint file itself as ckpt_path=PATH."
-            )
-        return last
-    if ckpt_path:
+    if ckpt_path and ckpt_path != "last":
         if not Path(ckpt_path).is_file():
             raise CheckpointError(f"ckpt_path={ckpt_path}: no such file. Pass a .ckpt from a run's checkpoints/ folder, or ckpt_path=last.")
         return Path(ckpt_path)
-    if resume:
-        if last.is_file():
-            return last
-        log.info("resume=true: no %s yet, starting from scratch", last)
+    if ckpt_path != "last" and not resume:
+        return None
+    if checkpoint_dir is None:
+        raise CheckpointError(
+            f"{'ckpt_path=last' if ckpt_path == 'last' else 'resume=true'} resumes from this run's last.ckpt, but "
+            f"callbacks.model_checkpoint=null switched checkpoints off: drop that override, or pass a checkpoint "
+            f"file as ckpt_path=PATH."
+        )
+    last = checkpoint_dir / "last.ckpt"
+    if last.is_file():
+        return last
+    if ckpt_path == "last":
+        raise CheckpointError(
+            f"ckpt_path=last: there is no {last}. Resume in the interrupted run's folder "
+            f"(hydra.run.dir=<that folder>), or pass the checkpoint file itself as ckpt_path=PATH."
+        )
+    log.info("resume=true: no %s yet, starting from scratch", last)
     return None
 
 

@@ -42,7 +42,7 @@ def test_each_encoder_learns_the_bundled_task_in_two_epochs(
         "trainer.max_epochs=2",
         "test=false",
         "logger={}",
-        "+trainer.enable_progress_bar=false",
+        "trainer.enable_progress_bar=false",
         *overrides,
     ]
     done = subprocess.run(

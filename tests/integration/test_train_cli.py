@@ -14,6 +14,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -162,3 +163,41 @@ def test_compile_trains_and_keeps_checkpoints_loadable(tmp_path: Path, cache_dir
     results = read_results(run_dir)
     state = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
     assert state and not any("_orig_mod" in name for name in state)
+
+
+def test_any_trainer_argument_is_set_without_a_plus_and_the_console_stays_quiet(tmp_path: Path, cache_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = run_train(
+        run_dir, cache_dir, "trainer.max_time=00:00:30:00", "trainer.limit_val_batches=1", "trainer.min_steps=2",
+        "trainer.enable_progress_bar=false",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_results(run_dir)["steps"] == 5
+    console = done.stdout + done.stderr
+    assert f"run folder: {run_dir}" in console and "results: {" in console
+    for noise in ("litlogger", "litmodels", "LeafSpec"):
+        assert noise not in console
+
+
+CALLBACKS = list(OmegaConf.load(PROJECT_ROOT / "conf" / "callbacks" / "default.yaml"))
+
+
+@pytest.mark.parametrize("switch", [f"callbacks.{name}=null" for name in CALLBACKS] + ["logger=none", "~logger", "~callbacks"])
+def test_each_callback_and_the_logger_switch_off_with_null(switch: str, tmp_path: Path, cache_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = run_train(run_dir, cache_dir, switch)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["steps"] == 5 and math.isfinite(results["val/bleu"])
+    checkpoints_off = switch in ("callbacks.model_checkpoint=null", "~callbacks")
+    assert (run_dir / "checkpoints").exists() != checkpoints_off
+    assert (results["best_checkpoint"] is None) == checkpoints_off
+    assert ("train/pad_fraction" in results) == (switch not in ("callbacks.padding_monitor=null", "~callbacks"))
+
+
+def test_resuming_without_checkpoints_says_why_in_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    done = run_train(tmp_path / "run", cache_dir, "callbacks.model_checkpoint=null", "resume=true")
+    assert done.returncode != 0
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: resume=true resumes from this run's last.ckpt, but callbacks.model_checkpoint=null")
+    assert "Traceback" not in done.stderr

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Timer
+from omegaconf import OmegaConf
 
 from seq2seq.config import CONFIG_DIR
 from seq2seq.models.seq2seq import Seq2Seq
@@ -69,3 +73,13 @@ def test_model_components_follow_the_config(compose_config) -> None:
     assert type(net.strategy).__name__ == "StateResetStrategy" and net.encoder.strategy is net.strategy
     no_attention = build_module(compose_config(TINY + ["decoder/attention=none"])).net
     assert no_attention.decoder.attention is None
+
+
+def test_every_trainer_argument_can_be_set_without_a_plus(compose_config) -> None:
+    listed = set(OmegaConf.load(CONFIG_DIR / "trainer" / "default.yaml"))
+    arguments = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks"}
+    assert arguments - listed == set(), "add these lightning.Trainer arguments to conf/trainer/default.yaml"
+    cfg = compose_config(TINY + ["trainer.max_time=00:00:30:00", "trainer.limit_val_batches=3"])
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    assert trainer.limit_val_batches == 3
+    assert any(isinstance(callback, Timer) for callback in trainer.callbacks)  # what max_time adds

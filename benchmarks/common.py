@@ -20,7 +20,7 @@ from omegaconf import DictConfig, open_dict
 from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
 from seq2seq.data.batch import Batch
 from seq2seq.data.datamodule import TranslationDataModule
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 from seq2seq.training.module import Seq2SeqModule
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"

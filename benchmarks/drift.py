@@ -24,7 +24,7 @@ from torch import nn
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
 from seq2seq.padding.strategy import lengths_mask

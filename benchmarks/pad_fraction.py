@@ -24,7 +24,7 @@ from pathlib import Path
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_lines, read_parallel
 from seq2seq.data.sampler import BucketBatchSampler
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 
 FLORES = PROJECT_ROOT.parent / "shared" / "data" / "flores200-devtest-deu-eng"  # CC BY-SA 4.0, FLORES-200 (NLLB Team, 2022)
 CORPORA = {"bundled": (PROJECT_ROOT / "data" / "bundled", "train", "src", "tgt"), "flores": (FLORES, "devtest", "de", "en")}

@@ -17,8 +17,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
-from seq2seq.data.vocab import atomic_write_bytes
 from seq2seq.errors import Preempted, Seq2SeqError
+from seq2seq.files import atomic_write_bytes
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
 from seq2seq.training.console import quiet_lightning

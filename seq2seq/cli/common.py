@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.data.corpus import CorpusError, read_lines
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 from seq2seq.inference.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.inference.translator import Translator
 from seq2seq.models.search import DEFAULT_ALPHA

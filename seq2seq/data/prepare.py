@@ -43,7 +43,8 @@ from seq2seq.data.corpus import (
     line_count_error,
 )
 from seq2seq.data.locking import file_lock
-from seq2seq.data.vocab import Vocab, Vocabs, atomic_write_bytes, build_vocabs
+from seq2seq.data.vocab import Vocab, Vocabs, build_vocabs
+from seq2seq.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

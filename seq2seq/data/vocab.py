@@ -19,6 +19,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from seq2seq.data.locking import file_lock
+from seq2seq.files import atomic_write_bytes
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -80,15 +81,6 @@ class Vocabs:
             model = Vocab.load(Path(folder) / f"{prefix}joint.model")
             return cls(model, model)
         return cls(Vocab.load(Path(folder) / f"{prefix}src.model"), Vocab.load(Path(folder) / f"{prefix}tgt.model"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes to a temporary file beside `path`, then renames it: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_type: str, character_coverage: float, seed: int) -> bytes:

@@ -8,9 +8,9 @@ import torch
 
 from seq2seq.data.batch import Batch, collate
 from seq2seq.data.vocab import Vocabs
+from seq2seq.models.loss import sentence_nll
 from seq2seq.models.search import Hypothesis, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.training.loss import sentence_nll
 
 
 class Translator:

@@ -11,9 +11,9 @@ from torch import Tensor, nn
 
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder_output import EncoderOutput
-from seq2seq.models.precision import rnn_input
 from seq2seq.models.state_init import StateInit
-from seq2seq.padding.recurrence import CELLS
+from seq2seq.ops.cells import CELLS
+from seq2seq.ops.precision import rnn_input
 
 RNNState = Tensor | tuple[Tensor, Tensor]
 

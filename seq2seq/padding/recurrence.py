@@ -8,40 +8,11 @@ the Python-level steps. The cell equations are PyTorch's own, on the module's ow
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# A cell maps (input projection x W_ih + b_ih, hidden projection h W_hh + b_hh, h, c) to the new
-# (hidden, cell) pair. Every tensor is (D, B, ...): directions first.
-Cell = Callable[[Tensor, Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
-
-
-def lstm_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
-    i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)  # PyTorch's gate order
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
-
-
-def gru_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
-    x_r, x_z, x_n = gates_x.chunk(3, dim=-1)
-    h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
-    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
-    return (1 - z) * n + z * h, None
-
-
-def tanh_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
-    return torch.tanh(gates_x + gates_h), None
-
-
-def relu_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:
-    return torch.relu(gates_x + gates_h), None
-
-
-CELLS: dict[str, Cell] = {"LSTM": lstm_cell, "GRU": gru_cell, "RNN_TANH": tanh_cell, "RNN_RELU": relu_cell}
+from seq2seq.ops.cells import CELLS, Cell
 
 
 def run_layer(cell: Cell, x: Tensor, mask: Tensor, weights: list[list[Tensor | None]], with_c: bool) -> tuple[Tensor, Tensor]:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.models.precision import rnn_input
+from seq2seq.ops.precision import rnn_input
 from seq2seq.padding.recurrence import run_reset_rnn
 
 

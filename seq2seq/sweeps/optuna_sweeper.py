@@ -26,7 +26,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 from seq2seq.sweeps.search_space import split_overrides
 
 log = logging.getLogger(__name__)

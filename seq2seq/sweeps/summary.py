@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from seq2seq.data.vocab import atomic_write_bytes
+from seq2seq.files import atomic_write_bytes
 
 
 @dataclass

@@ -23,4 +23,6 @@ def quiet_lightning() -> None:
     """Silences what Lightning prints that is not for our users; everything else stays."""
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(DropTips())
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )

@@ -13,10 +13,10 @@ import torch
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
 from seq2seq.errors import TrainingDiverged
+from seq2seq.inference.metrics import corpus_bleu, exact_match
+from seq2seq.models.loss import masked_cross_entropy
 from seq2seq.models.search import DEFAULT_ALPHA, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.training.loss import masked_cross_entropy
-from seq2seq.training.metrics import corpus_bleu, exact_match
 from seq2seq.training.rng import rng_state, set_rng_state
 
 SPLIT_OF_STAGE = {"val": "valid", "test": "test"}

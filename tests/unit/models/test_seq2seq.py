@@ -7,18 +7,19 @@ from functools import partial
 
 import pytest
 import torch
+from tests_helpers import ENCODERS, EXACT, PAIRS, VOCAB, build
 from torch import nn
 
 from seq2seq.data.batch import Batch, collate
 from seq2seq.data.vocab import PAD_ID
 from seq2seq.models.attention import BahdanauAttention, LuongAttention
 from seq2seq.models.decoder import RecurrentDecoder
+from seq2seq.models.loss import sentence_nll
 from seq2seq.models.search import greedy_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state_init import BridgeInit, LearnedInit, ZeroInit
 from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
-from seq2seq.training.loss import sentence_nll
-from tests_helpers import ENCODERS, EXACT, PAIRS, VOCAB, build
+
 
 def nll_alone_and_batched(model: Seq2Seq) -> tuple[torch.Tensor, torch.Tensor]:
     batch = collate(PAIRS)

@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from seq2seq.training.loss import masked_cross_entropy, sentence_nll
-from seq2seq.training.metrics import corpus_bleu, exact_match
+from seq2seq.inference.metrics import corpus_bleu, exact_match
+from seq2seq.models.loss import masked_cross_entropy, sentence_nll
 
 
 def test_pad_positions_do_not_count() -> None:

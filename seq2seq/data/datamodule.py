@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seq2seq.data.batch import collate
+from seq2seq.data.batch import Batch, collate
+from seq2seq.data.corpus import ParallelText
 from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.mapped import MappedPairs
 from seq2seq.data.prepare import SPLITS, CorpusFiles, Prepared, PrepareSettings, prepare
@@ -18,6 +21,15 @@ from seq2seq.data.vocab import Vocabs
 from seq2seq.errors import InputError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LargestBatch:
+    """The training batch that costs the most memory, and what it costs."""
+
+    batch: Batch
+    padded_tokens: int  # sentences x the longest pair's tokens: what data.max_tokens bounds
+    longest: int  # tokens of its longest pair
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -137,6 +149,22 @@ class TranslationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_max_tokens, train=False)
+
+    def references(self, split: str) -> ParallelText:
+        """The text of an evaluation split ("valid" or "test"): sources and references, in corpus order."""
+        return self.splits[split].text
+
+    def train_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Token lengths of every training pair: (source, target)."""
+        train = self.splits["train"]
+        return train.src_lengths, train.tgt_lengths
+
+    def largest_train_batch(self) -> LargestBatch:
+        """The training batch with the most padded slots (what data.max_tokens bounds), collated."""
+        loader = self.train_dataloader()
+        ids = loader.batch_sampler.largest_batch()
+        longest = int(loader.batch_sampler.longest()[ids].max())
+        return LargestBatch(collate([loader.dataset[i] for i in ids]), len(ids) * longest, longest)
 
     def save_vocabs(self, folder: Path) -> list[Path]:
         """Copies the sentencepiece models in use into `folder` (the run directory)."""

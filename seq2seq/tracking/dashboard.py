@@ -18,6 +18,7 @@ import lightning as L
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from seq2seq.config import PROJECT_ROOT
+from seq2seq.training.module import Seq2SeqModule
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,18 @@ class DashboardCallback(L.Callback):
     def __init__(self, num_samples: int = 8, num_heatmaps: int = 2) -> None:
         self.num_samples, self.num_heatmaps = num_samples, num_heatmaps
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: Seq2SeqModule) -> None:
         if not trainer.is_global_zero:
             return
-        config = {**flatten(getattr(pl_module, "run_config", None) or {}), **hydra_choices(), **git_state()}
+        config = {**flatten(pl_module.run_config or {}), **hydra_choices(), **git_state()}
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
-        train = trainer.datamodule.splits["train"] if trainer.datamodule is not None else None
-        if train is not None:
-            for side, lengths in (("src", train.src_lengths), ("tgt", train.tgt_lengths)):
+        if trainer.datamodule is not None:
+            for side, lengths in zip(("src", "tgt"), trainer.datamodule.train_lengths()):
                 log_histogram(trainer.loggers, f"data/{side}_length", lengths, step=0)
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        samples = getattr(pl_module, "last_samples", [])[: self.num_samples]
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Seq2SeqModule) -> None:
+        samples = pl_module.last_samples[: self.num_samples]
         if trainer.sanity_checking or not trainer.is_global_zero or not samples:
             return
         if not any(isinstance(logger, (WandbLogger, TensorBoardLogger)) for logger in trainer.loggers):

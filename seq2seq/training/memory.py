@@ -7,7 +7,6 @@ import logging
 import lightning as L
 import torch
 
-from seq2seq.data.batch import collate
 from seq2seq.errors import OutOfMemoryAtStart
 
 log = logging.getLogger(__name__)
@@ -44,17 +43,10 @@ class LargestBatchFirst(L.Callback):
         device = trainer.strategy.root_device
         if stage != "fit" or self.enabled is False or (self.enabled == "auto" and device.type != "cuda"):
             return
-        datamodule = trainer.datamodule
-        loader = datamodule.train_dataloader()
-        sampler, dataset = loader.batch_sampler, loader.dataset
-        longest = sampler.longest()
-
-        def cost(ids: list[int]) -> int:  # padded slots, what data.max_tokens bounds
-            return len(ids) * int(longest[ids].max())
-
-        largest = sampler.largest_batch()
-        batch = collate([dataset[i] for i in largest]).to(device)
-        self.probed = (len(largest), cost(largest))
+        largest = trainer.datamodule.largest_train_batch()
+        batch = largest.batch.to(device)
+        sentences = len(batch.indices)
+        self.probed = (sentences, largest.padded_tokens)
         pl_module.to(device).train()
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -64,10 +56,10 @@ class LargestBatchFirst(L.Callback):
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not is_out_of_memory(error):
                 raise
-            budget = datamodule.max_tokens
+            budget = trainer.datamodule.max_tokens
             raise OutOfMemoryAtStart(
-                f"The largest training batch ({len(largest)} sentences, {cost(largest)} padded tokens, up to "
-                f"{int(longest[largest].max())} tokens long) does not fit in memory on {device} "
+                f"The largest training batch ({sentences} sentences, {largest.padded_tokens} padded tokens, up to "
+                f"{largest.longest} tokens long) does not fit in memory on {device} "
                 f"(data.max_tokens={budget}). Lower data.max_tokens (e.g. data.max_tokens={budget // 2}), cap "
                 f"data.max_length, or use a smaller model or device.precision=bf16-mixed. ({str(error).splitlines()[0]})"
             ) from None

@@ -40,6 +40,7 @@ class Seq2SeqModule(L.LightningModule):
         num_samples: sample translations printed at each validation.
         warmup_steps: the learning rate rises linearly from lr / N to lr over the first N optimizer steps
             (0: no warm-up). Transformer layers need it; the recurrent models learn without.
+        run_config: the run's resolved config, saved into checkpoints and shown on dashboards.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class Seq2SeqModule(L.LightningModule):
         alpha: float = DEFAULT_ALPHA,
         num_samples: int = 3,
         warmup_steps: int = 0,
+        run_config: dict | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -67,7 +69,7 @@ class Seq2SeqModule(L.LightningModule):
         self.beam_size, self.alpha, self.num_samples = beam_size, alpha, num_samples
         self.warmup_steps = warmup_steps
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
-        self.run_config: dict | None = None  # the resolved Hydra config, saved into checkpoints
+        self.run_config = run_config
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
         self.last_samples: list[tuple[str, str, str]] = []  # (source, reference, hypothesis) of the last validation, corpus order
 
@@ -159,7 +161,7 @@ class Seq2SeqModule(L.LightningModule):
             return
         indices = [i for ids, _, _, _ in outputs for i in ids]
         hypotheses = self.vocabs.tgt.decode([h for _, hyps, _, _ in outputs for h in hyps])
-        text = self.trainer.datamodule.splits[SPLIT_OF_STAGE[stage]].text
+        text = self.trainer.datamodule.references(SPLIT_OF_STAGE[stage])
         references = [text.tgt[i] for i in indices]
         if stage == "val":
             self.last_samples = [row[1:] for row in sorted(zip(indices, [text.src[i] for i in indices], references, hypotheses))]

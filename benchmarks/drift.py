@@ -92,7 +92,7 @@ def main() -> None:
     for encoder_name, build in ENCODERS.items():
         for strategy_name, strategy in STRATEGIES.items():
             torch.manual_seed(args.seed)
-            encoder = build(input_size=EMBED, strategy=strategy()).eval()
+            encoder = build(input_size=EMBED, padding=strategy()).eval()
             out_drift, final_drift = drift(encoder, batches, args.seed)
             score = bleu.get((encoder_name.split()[0], strategy_name)) if "(bi)" in encoder_name or encoder_name == "attention" else None
             rows.append({"encoder": encoder_name, "strategy": strategy_name, "output_drift": out_drift, "final_drift": final_drift, "test_bleu": score})

@@ -63,6 +63,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     src = Vocab(meta["vocabs"]["src"])
     vocabs = Vocabs(src, src) if meta["vocabs"]["joint"] else Vocabs(src, Vocab(meta["vocabs"]["tgt"]))
     config = OmegaConf.create(meta["config"])
+    if "strategy" in config.model.net:  # written before the padding object was called `padding` in code
+        config.model.net.padding = config.model.net.pop("strategy")
     net: Seq2Seq = instantiate(config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt))
     weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
     try:

@@ -12,26 +12,26 @@ from seq2seq.padding import PaddingStrategy
 
 
 class RecurrentEncoder(nn.Module):
-    """An RNN over embedded tokens; how it treats pads is the strategy's business.
+    """An RNN over embedded tokens; how it treats pads is the padding strategy's business.
 
     Args:
         rnn: builds the RNN from (input_size, hidden_size, batch_first): an `nn.LSTM`/`nn.GRU`
             partial carrying num_layers, dropout and bidirectional from the config.
         input_size: embedding size.
         hidden_size: per-direction hidden size.
-        strategy: the padding strategy.
+        padding: the padding strategy.
     """
 
-    def __init__(self, rnn: Callable[..., nn.RNNBase], input_size: int, hidden_size: int, strategy: PaddingStrategy) -> None:
+    def __init__(self, rnn: Callable[..., nn.RNNBase], input_size: int, hidden_size: int, padding: PaddingStrategy) -> None:
         super().__init__()
         self.rnn = rnn(input_size=input_size, hidden_size=hidden_size, batch_first=True)
-        self.strategy = strategy
+        self.padding = padding
         self.output_size = hidden_size * (2 if self.rnn.bidirectional else 1)
 
     def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> EncoderOutput:
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, D*H), final (B, D*H)."""
-        memory, final = self.strategy.run_rnn(self.rnn, embedded, lengths)
-        return EncoderOutput(memory, final, self.strategy.key_padding_mask(mask))
+        memory, final = self.padding.run_rnn(self.rnn, embedded, lengths)
+        return EncoderOutput(memory, final, self.padding.key_padding_mask(mask))
 
 
 class SelfAttentionEncoder(nn.Module):
@@ -44,7 +44,7 @@ class SelfAttentionEncoder(nn.Module):
 
     Args:
         input_size: embedding size.
-        strategy: the padding strategy (naive attends to pads, the others mask them).
+        padding: the padding strategy (naive attends to pads, the others mask them).
         hidden_size: width of the Transformer layers (d_model, the memory size).
         num_heads: attention heads per layer (hidden_size / num_heads must be even).
         num_layers: Transformer layers.
@@ -55,7 +55,7 @@ class SelfAttentionEncoder(nn.Module):
     def __init__(
         self,
         input_size: int,
-        strategy: PaddingStrategy,
+        padding: PaddingStrategy,
         hidden_size: int = 256,
         num_heads: int = 4,
         num_layers: int = 2,
@@ -63,7 +63,7 @@ class SelfAttentionEncoder(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        self.strategy = strategy
+        self.padding = padding
         self.output_size = hidden_size
         self.input_proj = nn.Linear(input_size, hidden_size)
         nn.init.normal_(self.input_proj.weight, std=input_size**-0.5)
@@ -78,7 +78,7 @@ class SelfAttentionEncoder(nn.Module):
     def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> EncoderOutput:
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, M), final (B, M)."""
         x = self.dropout(self.input_proj(embedded))  # (B, S, M)
-        key_mask = self.strategy.key_padding_mask(mask)
+        key_mask = self.padding.key_padding_mask(mask)
         # A row without a real token (an empty source) attends to all of its pads rather than to
         # nothing, which would be NaN; its memory is never attended to and its pooled summary is zero.
         keep = None if key_mask is None else key_mask | ~key_mask.any(1, keepdim=True)
@@ -86,4 +86,4 @@ class SelfAttentionEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, keep, angles)
         memory = self.norm(x)  # (B, S, M)
-        return EncoderOutput(memory, self.strategy.pool(memory, mask), key_mask)
+        return EncoderOutput(memory, self.padding.pool(memory, mask), key_mask)

@@ -17,9 +17,9 @@ class Seq2Seq(nn.Module):
     """Embeds, encodes, decodes and projects to target-vocabulary logits.
 
     Args:
-        encoder: builds the encoder from (input_size, strategy).
+        encoder: builds the encoder from (input_size, padding).
         decoder: builds the decoder from (input_size, memory_size).
-        strategy: the padding strategy, shared with the encoder and the loss.
+        padding: the padding strategy (config group `strategy`), shared with the encoder and the loss.
         src_vocab_size: source vocabulary size.
         tgt_vocab_size: target vocabulary size.
         embedding_dim: size of source and target embeddings.
@@ -31,7 +31,7 @@ class Seq2Seq(nn.Module):
         self,
         encoder: Callable[..., nn.Module],
         decoder: Callable[..., RecurrentDecoder],
-        strategy: PaddingStrategy,
+        padding: PaddingStrategy,
         src_vocab_size: int,
         tgt_vocab_size: int,
         embedding_dim: int = 256,
@@ -39,7 +39,7 @@ class Seq2Seq(nn.Module):
         tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
-        self.strategy = strategy
+        self.padding = padding
         self.src_embed = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(
@@ -47,7 +47,7 @@ class Seq2Seq(nn.Module):
                 f"pieces and the target {tgt_vocab_size}; set data.vocab.joint=true or share_embeddings=false"
             )
         self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
-        self.encoder = encoder(input_size=embedding_dim, strategy=strategy)
+        self.encoder = encoder(input_size=embedding_dim, padding=padding)
         self.decoder = decoder(input_size=embedding_dim, memory_size=self.encoder.output_size)
         self.generator = nn.Linear(self.decoder.output_size, tgt_vocab_size)
         if tie_embeddings:

@@ -74,9 +74,9 @@ class Seq2SeqModule(L.LightningModule):
         self.last_samples: list[tuple[str, str, str]] = []  # (source, reference, hypothesis) of the last validation, corpus order
 
     def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced loss summed over the counted target tokens, and their number (the strategy decides which count)."""
+        """Teacher-forced loss summed over the counted target tokens, and their number (the padding strategy decides which count)."""
         logits = self.net(batch)  # (B, T, V)
-        counted = self.net.strategy.loss_mask(batch.tgt_mask)
+        counted = self.net.padding.loss_mask(batch.tgt_mask)
         return masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

@@ -167,3 +167,14 @@ def test_console_scripts_have_help(command) -> None:
     assert executable, f"{command} is not installed: pip install -e ."
     done = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and ("usage" in done.stdout.lower() or "Powered by Hydra" in done.stdout)
+
+
+def test_a_checkpoint_that_names_the_padding_object_strategy_still_loads(tiny_checkpoint, tmp_path) -> None:
+    # Checkpoints written before the rename keep `model.net.strategy` in their config.
+    checkpoint = torch.load(tiny_checkpoint("packing"), map_location="cpu", weights_only=True)
+    net_config = checkpoint["seq2seq"]["config"]["model"]["net"]
+    net_config["strategy"] = net_config.pop("padding")
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    loaded = load_checkpoint(old)
+    assert type(loaded.net.padding).__name__ == "PackingStrategy" and loaded.net.encoder.padding is loaded.net.padding

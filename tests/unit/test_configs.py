@@ -44,7 +44,7 @@ def test_option_composes_and_instantiates(group: str, option: str, compose_confi
 
     module = build_module(cfg)
     assert isinstance(module.net, Seq2Seq)
-    assert isinstance(module.net.strategy, PaddingStrategy)
+    assert isinstance(module.net.padding, PaddingStrategy)
     module.configure_optimizers()
     datamodule = instantiate(cfg.data)
     assert datamodule.src_lang and datamodule.tgt_lang
@@ -70,7 +70,7 @@ def test_model_components_follow_the_config(compose_config) -> None:
     assert isinstance(net.decoder.rnn, torch.nn.GRU)
     assert type(net.decoder.attention).__name__ == "BahdanauAttention"
     assert type(net.decoder.init).__name__ == "LearnedInit"
-    assert type(net.strategy).__name__ == "StateResetStrategy" and net.encoder.strategy is net.strategy
+    assert type(net.padding).__name__ == "StateResetStrategy" and net.encoder.padding is net.padding
     no_attention = build_module(compose_config(TINY + ["decoder/attention=none"])).net
     assert no_attention.decoder.attention is None
 

@@ -21,7 +21,7 @@ EXACT_FOR_EVERY_ENCODER = [PackingStrategy(), StateResetStrategy()]
 def recurrent(rnn: type[nn.RNNBase], bidirectional: bool, strategy: PaddingStrategy) -> nn.Module:
     torch.manual_seed(0)
     factory = partial(rnn, num_layers=2, bidirectional=bidirectional, dropout=0.3)
-    return RecurrentEncoder(factory, input_size=EMBED, hidden_size=5, strategy=strategy).eval()
+    return RecurrentEncoder(factory, input_size=EMBED, hidden_size=5, padding=strategy).eval()
 
 
 def self_attention(strategy: PaddingStrategy) -> nn.Module:

@@ -7,6 +7,9 @@ import inspect
 import lightning as L
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from omegaconf import OmegaConf
@@ -14,6 +17,8 @@ from omegaconf import OmegaConf
 from seq2seq.config import CONFIG_DIR
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.padding import PaddingStrategy
+from seq2seq.sweeps.optuna_sweeper import StudySweeper
+from seq2seq.sweeps.search_space import split_overrides
 from seq2seq.training.module import Seq2SeqModule
 
 OPTIONS = sorted(
@@ -83,3 +88,29 @@ def test_every_trainer_argument_can_be_set_without_a_plus(compose_config) -> Non
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     assert trainer.limit_val_batches == 3
     assert any(isinstance(callback, Timer) for callback in trainer.callbacks)  # what max_time adds
+
+
+@pytest.mark.parametrize(
+    "overrides,node",
+    [
+        (["hparams_search=bundled_bleu"], "sweeper"),
+        (["hydra/sweeper=optuna", "hydra.sweeper.study_name=fast"], "sweeper"),
+        (["hydra/launcher=slurm"], "launcher"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value),
+)
+def test_sweeper_and_launcher_configs_build(overrides: list[str], node: str) -> None:
+    """The option test above drops the hydra node; here the sweeper and launcher objects are built."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    built = instantiate(cfg.hydra[node])
+    if node == "launcher":
+        assert type(built).__name__ == "SlurmLauncher"
+        return
+    assert isinstance(built, StudySweeper)
+    lines = [f"{key}={value}" for key, value in built.params.items()]
+    fixed, space = split_overrides(lines, OverridesParser.create())
+    assert len(fixed) + len(space) == len(built.params)
+    if overrides[0].startswith("hparams_search"):
+        assert "model.optimizer.lr" in space and space["model.optimizer.lr"].log

@@ -1,3 +1,7 @@
+import lightning as L
+import pytest
+
+from seq2seq.data.batch import collate
 from seq2seq.training.callbacks import PaddingMonitor
 
 
@@ -6,7 +10,21 @@ def test_bucket_names_cover_every_length() -> None:
     assert [monitor.bucket_name(i) for i in range(3)] == ["1-8", "9-16", "17+"]
 
 
-def test_summary_is_token_weighted() -> None:
-    monitor = PaddingMonitor()
-    monitor.pad_tokens, monitor.all_tokens, monitor.tgt_tokens, monitor.step_seconds = 10, 1000, 400, 2.0
-    assert monitor.summary() == {"train/pad_fraction": 0.01, "train/tokens_per_sec": 200.0}
+def test_totals_come_from_the_batches_the_trainer_hands_over() -> None:
+    """Drives the hooks as the Trainer does, with real collated batches; totals are token-weighted."""
+    monitor, module = PaddingMonitor(bucket_edges=[8]), L.LightningModule()
+    # (index, source ids, target ids): collate adds eos to sources, bos/eos to targets.
+    batches = [
+        collate([(0, [5, 6, 7], [5, 6]), (1, [5], [5, 6, 7, 8])]),  # src 2x4, target outputs 2x5: 2 + 2 pads
+        collate([(2, [5] * 9, [6] * 9)]),  # one sentence, no pads: src 1x10, tgt 1x10
+    ]
+    for index, batch in enumerate(batches):
+        monitor.on_train_batch_start(None, module, batch, index)
+        monitor.on_train_batch_end(None, module, None, batch, index)
+    assert (monitor.pad_tokens, monitor.all_tokens, monitor.tgt_tokens) == (4, 38, 18)
+    summary = monitor.summary()
+    assert summary["train/pad_fraction"] == pytest.approx(4 / 38)
+    assert summary["train/tokens_per_sec"] == pytest.approx(18 / monitor.step_seconds)
+    assert monitor.step_seconds > 0
+    # The first batch is 5 long (the "1-8" bucket), the second 10 (the "9+" bucket).
+    assert monitor.state_dict()["epoch_buckets"] == {0: [4, 18], 1: [0, 20]}

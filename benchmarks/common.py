@@ -69,7 +69,12 @@ def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) 
             tokens += batch.num_tgt_tokens
             slots += batch.num_slots
             pads += batch.num_slots - batch.num_real_tokens
-    return {"tokens_per_sec": tokens / seconds, "pad_fraction": pads / slots, "seconds": seconds, "steps": steps}
+    return {
+        "tokens_per_sec": tokens / seconds,
+        "pad_fraction": pads / slots,
+        "seconds": seconds,
+        "steps": steps,
+    }
 
 
 def training_parser(doc: str, out_name: str, warmup: int) -> argparse.ArgumentParser:

@@ -33,7 +33,11 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("decoder=gru", ["decoder=gru"], "GRU decoder"),
     ("encoder=gru decoder=gru", ["encoder=gru", "decoder=gru"], "the GRU recipe"),
     ("decoder/attention=bahdanau", ["decoder/attention=bahdanau"], "additive attention"),
-    ("decoder/attention=dot", ["decoder/attention=dot"], "dot-product attention (decoder 256 = memory 2 x 128)"),
+    (
+        "decoder/attention=dot",
+        ["decoder/attention=dot"],
+        "dot-product attention (decoder 256 = memory 2 x 128)",
+    ),
     ("decoder/attention=none", ["decoder/attention=none"], "no attention: the baseline, expected low"),
     ("decoder/init=learned", ["decoder/init=learned"], "one learned initial state"),
     ("decoder/init=zeros", ["decoder/init=zeros"], "zero initial state"),

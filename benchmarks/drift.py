@@ -29,13 +29,22 @@ from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
 from seq2seq.padding.strategy import lengths_mask
 
-STRATEGIES = {"naive": NaiveStrategy, "masking": MaskingStrategy, "packing": PackingStrategy, "state_reset": StateResetStrategy}
+STRATEGIES = {
+    "naive": NaiveStrategy,
+    "masking": MaskingStrategy,
+    "packing": PackingStrategy,
+    "state_reset": StateResetStrategy,
+}
 ENCODERS = {
     "lstm (uni)": partial(RecurrentEncoder, partial(nn.LSTM, num_layers=2), hidden_size=64),
-    "lstm (bi)": partial(RecurrentEncoder, partial(nn.LSTM, num_layers=2, bidirectional=True), hidden_size=64),
+    "lstm (bi)": partial(
+        RecurrentEncoder, partial(nn.LSTM, num_layers=2, bidirectional=True), hidden_size=64
+    ),
     "gru (uni)": partial(RecurrentEncoder, partial(nn.GRU, num_layers=2), hidden_size=64),
     "gru (bi)": partial(RecurrentEncoder, partial(nn.GRU, num_layers=2, bidirectional=True), hidden_size=64),
-    "attention": partial(SelfAttentionEncoder, hidden_size=64, num_heads=4, num_layers=2, feedforward_size=128),
+    "attention": partial(
+        SelfAttentionEncoder, hidden_size=64, num_heads=4, num_layers=2, feedforward_size=128
+    ),
 }
 EMBED = 32
 
@@ -64,7 +73,9 @@ def trained_bleu(folders: list[Path]) -> dict[tuple[str, str], float]:
         if not (results.is_file() and config.is_file()):
             continue
         cfg = OmegaConf.load(config)
-        strategy = next(name for name, cls in STRATEGIES.items() if cfg.strategy._target_.endswith(cls.__name__))
+        strategy = next(
+            name for name, cls in STRATEGIES.items() if cfg.strategy._target_.endswith(cls.__name__)
+        )
         rnn = cfg.encoder.get("rnn")
         encoder = "attention" if rnn is None else rnn._target_.rsplit(".", 1)[-1].lower()
         found[(encoder, strategy)] = json.loads(results.read_text()).get("test/bleu")
@@ -72,11 +83,15 @@ def trained_bleu(folders: list[Path]) -> dict[tuple[str, str], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batches", type=int, default=8, help="batches of real corpus lengths")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", nargs="*", type=Path, default=[], help="run folders whose test BLEU to add")
+    parser.add_argument(
+        "--results", nargs="*", type=Path, default=[], help="run folders whose test BLEU to add"
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "drift.json")
     args = parser.parse_args()
     text = read_parallel(PROJECT_ROOT / "data" / "bundled", "valid", "src", "tgt")
@@ -85,7 +100,11 @@ def main() -> None:
     batches = [rng.sample(corpus_lengths, args.batch_size) for _ in range(args.batches)]
     # Test BLEU of runs measured earlier stays unless a run given now replaces it (a full run takes minutes).
     earlier = json.loads(args.out.read_text()) if args.out.is_file() else []
-    bleu = {(row["encoder"].split()[0], row["strategy"]): row["test_bleu"] for row in earlier if row.get("test_bleu") is not None}
+    bleu = {
+        (row["encoder"].split()[0], row["strategy"]): row["test_bleu"]
+        for row in earlier
+        if row.get("test_bleu") is not None
+    }
     bleu |= trained_bleu(args.results)
     rows = []
     print(f"{'encoder':<12} {'strategy':<12} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
@@ -94,10 +113,24 @@ def main() -> None:
             torch.manual_seed(args.seed)
             encoder = build(input_size=EMBED, padding=strategy()).eval()
             out_drift, final_drift = drift(encoder, batches, args.seed)
-            score = bleu.get((encoder_name.split()[0], strategy_name)) if "(bi)" in encoder_name or encoder_name == "attention" else None
-            rows.append({"encoder": encoder_name, "strategy": strategy_name, "output_drift": out_drift, "final_drift": final_drift, "test_bleu": score})
+            score = (
+                bleu.get((encoder_name.split()[0], strategy_name))
+                if "(bi)" in encoder_name or encoder_name == "attention"
+                else None
+            )
+            rows.append(
+                {
+                    "encoder": encoder_name,
+                    "strategy": strategy_name,
+                    "output_drift": out_drift,
+                    "final_drift": final_drift,
+                    "test_bleu": score,
+                }
+            )
             shown = f"{score:.1f}" if score is not None else "-"
-            print(f"{encoder_name:<12} {strategy_name:<12} {out_drift:>15.2e} {final_drift:>14.2e} {shown:>10}")
+            print(
+                f"{encoder_name:<12} {strategy_name:<12} {out_drift:>15.2e} {final_drift:>14.2e} {shown:>10}"
+            )
     atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
     print(f"wrote {args.out}")
 

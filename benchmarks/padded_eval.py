@@ -22,7 +22,9 @@ from seq2seq.inference.metrics import corpus_bleu
 from seq2seq.models.search import greedy_search
 
 
-def decode(loaded: LoadedModel, sources: list[str], order: list[int], batch_size: int) -> tuple[list[str], float]:
+def decode(
+    loaded: LoadedModel, sources: list[str], order: list[int], batch_size: int
+) -> tuple[list[str], float]:
     """Greedy translations in input order, decoding batches cut from `order`, and their pad fraction."""
     ids = loaded.vocabs.src.encode(sources)
     hypotheses: list[list[int]] = [[] for _ in sources]
@@ -30,20 +32,31 @@ def decode(loaded: LoadedModel, sources: list[str], order: list[int], batch_size
     for start in range(0, len(order), batch_size):
         batch = collate([(i, ids[i], []) for i in order[start : start + batch_size]])
         slots, real = slots + batch.src.numel(), real + int(batch.src_lengths.sum())
-        for i, found in zip(batch.indices.tolist(), greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)):
+        for i, found in zip(
+            batch.indices.tolist(), greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)
+        ):
             hypotheses[i] = found.tokens
     return loaded.vocabs.tgt.decode(hypotheses), 1 - real / slots
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", nargs="+", type=Path, required=True)
-    parser.add_argument("--corpus", type=Path, default=PROJECT_ROOT / "data" / "bundled", help="folder with test.{src,tgt}[.gz]")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=PROJECT_ROOT / "data" / "bundled",
+        help="folder with test.{src,tgt}[.gz]",
+    )
     parser.add_argument("--langs", nargs=2, default=["src", "tgt"])
     parser.add_argument("--limit", type=int, help="only the first N test pairs")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "padded_eval.json")
+    parser.add_argument(
+        "--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "padded_eval.json"
+    )
     args = parser.parse_args()
     text = read_parallel(args.corpus, "test", *args.langs)
     sources, references = text.src[: args.limit], text.tgt[: args.limit]
@@ -55,10 +68,18 @@ def main() -> None:
         loaded = load_checkpoint(checkpoint)
         sorted_hyps, sorted_pad = decode(loaded, sources, by_length, args.batch_size)
         random_hyps, random_pad = decode(loaded, sources, shuffled, args.batch_size)
-        row = {"checkpoint": str(checkpoint), "bleu_sorted": corpus_bleu(sorted_hyps, references), "bleu_random": corpus_bleu(random_hyps, references),
-               "pad_sorted": sorted_pad, "pad_random": random_pad, "changed_lines": sum(a != b for a, b in zip(sorted_hyps, random_hyps))}
+        row = {
+            "checkpoint": str(checkpoint),
+            "bleu_sorted": corpus_bleu(sorted_hyps, references),
+            "bleu_random": corpus_bleu(random_hyps, references),
+            "pad_sorted": sorted_pad,
+            "pad_random": random_pad,
+            "changed_lines": sum(a != b for a, b in zip(sorted_hyps, random_hyps)),
+        }
         rows.append(row)
-        print(f"{str(checkpoint)[-60:]:<60} {row['bleu_sorted']:>11.2f} {row['bleu_random']:>11.2f} {100 * sorted_pad:>10.1f} / {100 * random_pad:.1f}")
+        print(
+            f"{str(checkpoint)[-60:]:<60} {row['bleu_sorted']:>11.2f} {row['bleu_random']:>11.2f} {100 * sorted_pad:>10.1f} / {100 * random_pad:.1f}"
+        )
     atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
     print(f"wrote {args.out}")
 

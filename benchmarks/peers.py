@@ -90,7 +90,9 @@ def train_for(command: list[str], budget: float, log: Path, env: dict, cwd: Path
     """Starts training and kills its process group after `budget` seconds; a crash before that names the log."""
     start = time.perf_counter()
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
         try:
             code = process.wait(timeout=budget)
         except subprocess.TimeoutExpired:
@@ -120,110 +122,334 @@ def log_every(args: argparse.Namespace) -> int:
 
 def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
     overrides = [
-        f"decoder.input_feeding={str(args.input_feeding).lower()}", f"data.max_tokens={MAX_TOKENS}", "trainer.max_epochs=1000",
-        f"+callbacks.model_checkpoint.every_n_train_steps={args.save_every}", "callbacks.model_checkpoint.monitor=null",
-        "callbacks.model_checkpoint.filename='step{step}'", f"hydra.run.dir={run_dir}", "test=false",
+        f"decoder.input_feeding={str(args.input_feeding).lower()}",
+        f"data.max_tokens={MAX_TOKENS}",
+        "trainer.max_epochs=1000",
+        f"+callbacks.model_checkpoint.every_n_train_steps={args.save_every}",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.filename='step{step}'",
+        f"hydra.run.dir={run_dir}",
+        "test=false",
     ]
-    train_for([sys.executable, "train.py", *overrides], args.budget, run_dir.parent / f"{run_dir.name}-train.log", env, PROJECT_ROOT)
+    train_for(
+        [sys.executable, "train.py", *overrides],
+        args.budget,
+        run_dir.parent / f"{run_dir.name}-train.log",
+        env,
+        PROJECT_ROOT,
+    )
     with (run_dir / "csv" / "metrics.csv").open() as metrics:
-        rates = [float(row["train/tokens_per_sec"]) for row in csv.DictReader(metrics) if row.get("train/tokens_per_sec")]
+        rates = [
+            float(row["train/tokens_per_sec"])
+            for row in csv.DictReader(metrics)
+            if row.get("train/tokens_per_sec")
+        ]
     hypotheses = run_dir / "test.hyp"
-    run([sys.executable, "-m", "seq2seq.cli.evaluate", "--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"),
-         "--beam-size", "1", "--src", str(PROJECT_ROOT / "data/bundled/test.src.gz"), "--ref", str(PROJECT_ROOT / "data/bundled/test.tgt.gz"),
-         "--json", str(run_dir / "evaluation.json"), "--hypotheses", str(hypotheses)], run_dir / "evaluate.log", env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "seq2seq.cli.evaluate",
+            "--checkpoint",
+            str(run_dir / "checkpoints" / "last.ckpt"),
+            "--beam-size",
+            "1",
+            "--src",
+            str(PROJECT_ROOT / "data/bundled/test.src.gz"),
+            "--ref",
+            str(PROJECT_ROOT / "data/bundled/test.tgt.gz"),
+            "--json",
+            str(run_dir / "evaluation.json"),
+            "--hypotheses",
+            str(hypotheses),
+        ],
+        run_dir / "evaluate.log",
+        env,
+    )
     return statistics.median(rates[1:] or rates), hypotheses.read_text().splitlines()
 
 
 def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str] | None]:
     side = {"level": "word", "lowercase": False, "max_length": 250, "voc_min_freq": 1}
     config = {
-        "name": "peers", "joeynmt_version": "2.3.0",
-        "data": {"train": f"{data}/train", "dev": f"{data}/valid", "test": f"{data}/test", "dataset_type": "plain",
-                 "src": {"lang": "src", **side}, "trg": {"lang": "tgt", **side}},
-        "training": {"model_dir": str(run_dir / "model"), "overwrite": True, "random_seed": SEED, "use_cuda": False,
-                     "optimizer": "adam", "learning_rate": LR, "learning_rate_min": 1e-6, "scheduling": "exponential",
-                     "decrease_factor": 1.0, "clip_grad_norm": 1.0, "label_smoothing": 0.1, "normalization": "tokens",
-                     "batch_size": MAX_TOKENS, "batch_type": "token", "epochs": 1000,
-                     # It runs a few times slower than the others: it checkpoints (at validation) 5x as often,
-                     # on 100 dev sentences, so that it has a checkpoint within the budget.
-                     "validation_freq": max(2, args.save_every // 5), "logging_freq": max(1, args.save_every // 10),
-                     "sample_dev_subset": 100, "eval_metrics": ["bleu"], "early_stopping_metric": "loss", "keep_best_ckpts": 1,
-                     "shuffle": True, "num_workers": 0, "print_valid_sents": [0]},
-        "testing": {"load_model": str(run_dir / "model" / "latest.ckpt"), "beam_size": 1, "batch_size": 64, "batch_type": "sentence", "eval_metrics": ["bleu"]},
+        "name": "peers",
+        "joeynmt_version": "2.3.0",
+        "data": {
+            "train": f"{data}/train",
+            "dev": f"{data}/valid",
+            "test": f"{data}/test",
+            "dataset_type": "plain",
+            "src": {"lang": "src", **side},
+            "trg": {"lang": "tgt", **side},
+        },
+        "training": {
+            "model_dir": str(run_dir / "model"),
+            "overwrite": True,
+            "random_seed": SEED,
+            "use_cuda": False,
+            "optimizer": "adam",
+            "learning_rate": LR,
+            "learning_rate_min": 1e-6,
+            "scheduling": "exponential",
+            "decrease_factor": 1.0,
+            "clip_grad_norm": 1.0,
+            "label_smoothing": 0.1,
+            "normalization": "tokens",
+            "batch_size": MAX_TOKENS,
+            "batch_type": "token",
+            "epochs": 1000,
+            # It runs a few times slower than the others: it checkpoints (at validation) 5x as often,
+            # on 100 dev sentences, so that it has a checkpoint within the budget.
+            "validation_freq": max(2, args.save_every // 5),
+            "logging_freq": max(1, args.save_every // 10),
+            "sample_dev_subset": 100,
+            "eval_metrics": ["bleu"],
+            "early_stopping_metric": "loss",
+            "keep_best_ckpts": 1,
+            "shuffle": True,
+            "num_workers": 0,
+            "print_valid_sents": [0],
+        },
+        "testing": {
+            "load_model": str(run_dir / "model" / "latest.ckpt"),
+            "beam_size": 1,
+            "batch_size": 64,
+            "batch_type": "sentence",
+            "eval_metrics": ["bleu"],
+        },
         "model": {
-            "encoder": {"type": "recurrent", "rnn_type": "lstm", "hidden_size": ENC_HIDDEN, "bidirectional": True,
-                        "num_layers": 1, "dropout": 0.1, "embeddings": {"embedding_dim": EMBED}},
-            "decoder": {"type": "recurrent", "rnn_type": "lstm", "hidden_size": DEC_HIDDEN, "num_layers": 1, "dropout": 0.1,
-                        "hidden_dropout": 0.1, "attention": "luong", "input_feeding": args.input_feeding, "init_hidden": "bridge",
-                        "embeddings": {"embedding_dim": EMBED}},
+            "encoder": {
+                "type": "recurrent",
+                "rnn_type": "lstm",
+                "hidden_size": ENC_HIDDEN,
+                "bidirectional": True,
+                "num_layers": 1,
+                "dropout": 0.1,
+                "embeddings": {"embedding_dim": EMBED},
+            },
+            "decoder": {
+                "type": "recurrent",
+                "rnn_type": "lstm",
+                "hidden_size": DEC_HIDDEN,
+                "num_layers": 1,
+                "dropout": 0.1,
+                "hidden_dropout": 0.1,
+                "attention": "luong",
+                "input_feeding": args.input_feeding,
+                "init_hidden": "bridge",
+                "embeddings": {"embedding_dim": EMBED},
+            },
         },
     }
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     bin_dir = ensure_venv(args.work, "joeynmt")
     log = run_dir.parent / f"{run_dir.name}-train.log"
-    train_for([str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)], args.budget, log, env, run_dir)
+    train_for(
+        [str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)], args.budget, log, env, run_dir
+    )
     rate = median_of(r"Tokens per Sec:\s+([\d.]+)", log.read_text())
     if not (run_dir / "model" / "latest.ckpt").exists():
         return rate, None
     output = run_dir / "test.hyp"  # testing.load_model: the latest checkpoint
-    run([str(bin_dir / "python"), "-m", "joeynmt", "test", str(config_path), "-o", str(output)], run_dir / "test.log", env, run_dir)
+    run(
+        [str(bin_dir / "python"), "-m", "joeynmt", "test", str(config_path), "-o", str(output)],
+        run_dir / "test.log",
+        env,
+        run_dir,
+    )
     return rate, Path(f"{output}.test").read_text().splitlines()
 
 
 def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
     config = {
-        "save_data": str(run_dir / "onmt"), "src_vocab": str(run_dir / "vocab.src"), "tgt_vocab": str(run_dir / "vocab.tgt"),
-        "overwrite": True, "src_vocab_size": 1000, "tgt_vocab_size": 1000, "src_seq_length": 250, "tgt_seq_length": 250,
-        "data": {"corpus_1": {"path_src": f"{data}/train.src", "path_tgt": f"{data}/train.tgt"},
-                 "valid": {"path_src": f"{data}/valid.src", "path_tgt": f"{data}/valid.tgt"}},
-        "encoder_type": "brnn", "decoder_type": "rnn", "rnn_type": "LSTM", "word_vec_size": EMBED, "layers": 1,
-        "enc_hid_size": 2 * ENC_HIDDEN, "dec_hid_size": DEC_HIDDEN, "global_attention": "general", "input_feed": int(args.input_feeding),
-        "bridge": True, "dropout": [0.1], "optim": "adam", "learning_rate": LR, "max_grad_norm": 1.0,
-        "label_smoothing": 0.1, "batch_type": "tokens", "batch_size": MAX_TOKENS, "valid_batch_size": 64,
-        "bucket_size": 32768, "normalization": "tokens", "train_steps": 1_000_000, "save_checkpoint_steps": args.save_every,
-        "valid_steps": args.save_every, "report_every": log_every(args), "save_model": str(run_dir / "model"), "seed": SEED, "num_workers": 0,
+        "save_data": str(run_dir / "onmt"),
+        "src_vocab": str(run_dir / "vocab.src"),
+        "tgt_vocab": str(run_dir / "vocab.tgt"),
+        "overwrite": True,
+        "src_vocab_size": 1000,
+        "tgt_vocab_size": 1000,
+        "src_seq_length": 250,
+        "tgt_seq_length": 250,
+        "data": {
+            "corpus_1": {"path_src": f"{data}/train.src", "path_tgt": f"{data}/train.tgt"},
+            "valid": {"path_src": f"{data}/valid.src", "path_tgt": f"{data}/valid.tgt"},
+        },
+        "encoder_type": "brnn",
+        "decoder_type": "rnn",
+        "rnn_type": "LSTM",
+        "word_vec_size": EMBED,
+        "layers": 1,
+        "enc_hid_size": 2 * ENC_HIDDEN,
+        "dec_hid_size": DEC_HIDDEN,
+        "global_attention": "general",
+        "input_feed": int(args.input_feeding),
+        "bridge": True,
+        "dropout": [0.1],
+        "optim": "adam",
+        "learning_rate": LR,
+        "max_grad_norm": 1.0,
+        "label_smoothing": 0.1,
+        "batch_type": "tokens",
+        "batch_size": MAX_TOKENS,
+        "valid_batch_size": 64,
+        "bucket_size": 32768,
+        "normalization": "tokens",
+        "train_steps": 1_000_000,
+        "save_checkpoint_steps": args.save_every,
+        "valid_steps": args.save_every,
+        "report_every": log_every(args),
+        "save_model": str(run_dir / "model"),
+        "seed": SEED,
+        "num_workers": 0,
     }
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     bin_dir = ensure_venv(args.work, "opennmt")
-    run([str(bin_dir / "onmt_build_vocab"), "-config", str(config_path), "-n_sample", "-1"], run_dir / "vocab.log", env, run_dir)
+    run(
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(config_path), "-n_sample", "-1"],
+        run_dir / "vocab.log",
+        env,
+        run_dir,
+    )
     log = run_dir.parent / f"{run_dir.name}-train.log"
     train_for([str(bin_dir / "onmt_train"), "-config", str(config_path)], args.budget, log, env, run_dir)
     rate = median_of(r"[\d.]+/\s*([\d.]+) tok/s", log.read_text())
     checkpoint = max(run_dir.glob("model_step_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
     output = run_dir / "test.hyp"
-    run([str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", f"{data}/test.src", "-output", str(output),
-         "-beam_size", "1", "-batch_size", "64", "-max_length", "250"], run_dir / "translate.log",
-        {**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, run_dir)
+    run(
+        [
+            str(bin_dir / "onmt_translate"),
+            "-model",
+            str(checkpoint),
+            "-src",
+            f"{data}/test.src",
+            "-output",
+            str(output),
+            "-beam_size",
+            "1",
+            "-batch_size",
+            "64",
+            "-max_length",
+            "250",
+        ],
+        run_dir / "translate.log",
+        {**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+        run_dir,
+    )
     return rate, output.read_text().splitlines()
 
 
 def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
     bin_dir = ensure_venv(args.work, "fairseq")
     binarized = run_dir / "bin"
-    run([str(bin_dir / "fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt", "--trainpref", f"{data}/train",
-         "--validpref", f"{data}/valid", "--testpref", f"{data}/test", "--destdir", str(binarized), "--workers", "1"],
-        run_dir / "preprocess.log", env, run_dir)
+    run(
+        [
+            str(bin_dir / "fairseq-preprocess"),
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--trainpref",
+            f"{data}/train",
+            "--validpref",
+            f"{data}/valid",
+            "--testpref",
+            f"{data}/test",
+            "--destdir",
+            str(binarized),
+            "--workers",
+            "1",
+        ],
+        run_dir / "preprocess.log",
+        env,
+        run_dir,
+    )
     log = run_dir.parent / f"{run_dir.name}-train.log"
     command = [
-        str(bin_dir / "fairseq-train"), str(binarized), "--cpu", "--arch", "lstm", "--encoder-embed-dim", str(EMBED),
-        "--encoder-hidden-size", str(ENC_HIDDEN), "--encoder-layers", "1", "--encoder-bidirectional",
-        "--decoder-embed-dim", str(EMBED), "--decoder-hidden-size", str(DEC_HIDDEN), "--decoder-layers", "1",
-        "--decoder-out-embed-dim", str(DEC_HIDDEN), "--decoder-attention", "True", "--dropout", "0.1",
-        "--optimizer", "adam", "--lr", str(LR), "--clip-norm", "1.0", "--criterion", "label_smoothed_cross_entropy",
-        "--label-smoothing", "0.1", "--max-tokens", str(MAX_TOKENS), "--max-epoch", "1000", "--save-dir", str(run_dir / "ckpt"),
-        "--save-interval-updates", str(args.save_every), "--keep-interval-updates", "1", "--no-epoch-checkpoints",
-        "--log-format", "simple", "--log-interval", str(log_every(args)), "--num-workers", "0", "--seed", str(SEED),
+        str(bin_dir / "fairseq-train"),
+        str(binarized),
+        "--cpu",
+        "--arch",
+        "lstm",
+        "--encoder-embed-dim",
+        str(EMBED),
+        "--encoder-hidden-size",
+        str(ENC_HIDDEN),
+        "--encoder-layers",
+        "1",
+        "--encoder-bidirectional",
+        "--decoder-embed-dim",
+        str(EMBED),
+        "--decoder-hidden-size",
+        str(DEC_HIDDEN),
+        "--decoder-layers",
+        "1",
+        "--decoder-out-embed-dim",
+        str(DEC_HIDDEN),
+        "--decoder-attention",
+        "True",
+        "--dropout",
+        "0.1",
+        "--optimizer",
+        "adam",
+        "--lr",
+        str(LR),
+        "--clip-norm",
+        "1.0",
+        "--criterion",
+        "label_smoothed_cross_entropy",
+        "--label-smoothing",
+        "0.1",
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--max-epoch",
+        "1000",
+        "--save-dir",
+        str(run_dir / "ckpt"),
+        "--save-interval-updates",
+        str(args.save_every),
+        "--keep-interval-updates",
+        "1",
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        str(log_every(args)),
+        "--num-workers",
+        "0",
+        "--seed",
+        str(SEED),
     ]
     train_for(command, args.budget, log, env, run_dir)
     rate = median_of(r"wps=([\d.]+)", log.read_text())
     generated = subprocess.run(
-        [str(bin_dir / "fairseq-generate"), str(binarized), "--cpu", "--path", str(run_dir / "ckpt" / "checkpoint_last.pt"),
-         "--gen-subset", "test", "--beam", "1", "--batch-size", "64", "--max-len-a", "1.5", "--max-len-b", "10"],
-        capture_output=True, text=True, env={**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, cwd=run_dir, check=True,
+        [
+            str(bin_dir / "fairseq-generate"),
+            str(binarized),
+            "--cpu",
+            "--path",
+            str(run_dir / "ckpt" / "checkpoint_last.pt"),
+            "--gen-subset",
+            "test",
+            "--beam",
+            "1",
+            "--batch-size",
+            "64",
+            "--max-len-a",
+            "1.5",
+            "--max-len-b",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+        cwd=run_dir,
+        check=True,
     )
-    found = {int(m[1]): m[2] for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", generated.stdout, flags=re.M)}
+    found = {
+        int(m[1]): m[2] for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", generated.stdout, flags=re.MULTILINE)
+    }
     return rate, [found[i] for i in range(len(found))]
 
 
@@ -231,19 +457,34 @@ TOOLS = {"ours": ours, "joeynmt": joeynmt, "opennmt": opennmt, "fairseq": fairse
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tools", nargs="+", choices=list(TOOLS), default=list(TOOLS))
-    parser.add_argument("--budget", type=float, default=300.0, help="wall-clock seconds of training per framework")
+    parser.add_argument(
+        "--budget", type=float, default=300.0, help="wall-clock seconds of training per framework"
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--input-feeding", type=lambda v: v.lower() == "true", default=True, metavar="true|false",
-                        help="feed the previous attentional output into the next decoder step (fairseq's LSTM always does)")
-    parser.add_argument("--save-every", type=int, default=250, help="steps between checkpoints (and validations)")
-    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "benchmarks" / ".peers", help="venvs, data and runs")
+    parser.add_argument(
+        "--input-feeding",
+        type=lambda v: v.lower() == "true",
+        default=True,
+        metavar="true|false",
+        help="feed the previous attentional output into the next decoder step (fairseq's LSTM always does)",
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=250, help="steps between checkpoints (and validations)"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=PROJECT_ROOT / "benchmarks" / ".peers", help="venvs, data and runs"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = parser.parse_args()
     args.work = args.work.resolve()
     if not args.input_feeding and "fairseq" in args.tools:
-        sys.exit("error: fairseq's LSTM decoder always uses input feeding; leave fairseq out of --tools with --input-feeding false")
+        sys.exit(
+            "error: fairseq's LSTM decoder always uses input feeding; leave fairseq out of --tools with --input-feeding false"
+        )
     args.work.mkdir(parents=True, exist_ok=True)
     data, vocabs = prepare_data(args.work)
     references = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt").tgt
@@ -258,13 +499,29 @@ def main() -> None:
         run_dir = args.work / "runs" / f"{tool}-feed{int(args.input_feeding)}"
         run_dir.mkdir(parents=True, exist_ok=True)
         rate, output = TOOLS[tool](args, data, run_dir, env)  # output None: no checkpoint within the budget
-        row = {"framework": tool, "tokens_per_sec": rate, "test_bleu": None, "exact_match": None,
-               "input_feeding": args.input_feeding, "budget_s": args.budget, "threads": args.threads}
+        row = {
+            "framework": tool,
+            "tokens_per_sec": rate,
+            "test_bleu": None,
+            "exact_match": None,
+            "input_feeding": args.input_feeding,
+            "budget_s": args.budget,
+            "threads": args.threads,
+        }
         if output is not None:
-            hypotheses = output if tool == "ours" else [vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
+            hypotheses = (
+                output
+                if tool == "ours"
+                else [vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
+            )
             if len(hypotheses) != len(references):
-                sys.exit(f"error: {tool} translated {len(hypotheses)} of {len(references)} test sentences; see {run_dir}")
-            row |= {"test_bleu": corpus_bleu(hypotheses, references), "exact_match": exact_match(hypotheses, references)}
+                sys.exit(
+                    f"error: {tool} translated {len(hypotheses)} of {len(references)} test sentences; see {run_dir}"
+                )
+            row |= {
+                "test_bleu": corpus_bleu(hypotheses, references),
+                "exact_match": exact_match(hypotheses, references),
+            }
         rows.append(row)
         shown = "no checkpoint" if output is None else f"{row['test_bleu']:>10.2f} {row['exact_match']:>8.1f}"
         print(f"{tool:<10} {rate:>10,.0f} {shown}", flush=True)

@@ -1,6 +1,6 @@
 """Draws the README's figures from the benchmark JSON: pad fraction per batching method, tokens/s per strategy.
 
-    python benchmarks/plots.py            # reads benchmarks/results/*.json, writes docs/*.png
+python benchmarks/plots.py            # reads benchmarks/results/*.json, writes docs/*.png
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from common import RESULTS  # noqa: E402
+import matplotlib.pyplot as plt
+from common import RESULTS
 
-from seq2seq.config import PROJECT_ROOT  # noqa: E402
+from seq2seq.config import PROJECT_ROOT
 
 METHODS = ["random", "pool sort", "global sort", "ours"]
 
@@ -40,7 +40,9 @@ def pad_fraction_plot(rows: list[dict], path: Path) -> None:
         xs = [s + (i - (len(METHODS) - 1) / 2) * width for s in range(len(settings))]
         bars = axes.bar(xs, [value.get((*setting, method), 0.0) for setting in settings], width, label=method)
         axes.bar_label(bars, fmt="%.1f", fontsize=7, padding=2, rotation=90)
-    axes.set_xticks(range(len(settings)), [f"{corpus}\n{batching}" for corpus, batching in settings], fontsize=8)
+    axes.set_xticks(
+        range(len(settings)), [f"{corpus}\n{batching}" for corpus, batching in settings], fontsize=8
+    )
     axes.set_ylabel("pad tokens / all tokens (%)")
     axes.set_ylim(0, 85)
     axes.set_title("Pad fraction per batching method (source and target)")
@@ -65,7 +67,12 @@ def strategy_plot(rows: list[dict], throughput: list[dict], path: Path) -> None:
     left.legend(fontsize=8)
     names = [row["encoder"] for row in throughput]
     for offset, key in ((-0.2, "bucketed"), (0.2, "random")):
-        bars = right.bar([i + offset for i in range(len(names))], [row[key]["tokens_per_sec"] for row in throughput], 0.4, label=key)
+        bars = right.bar(
+            [i + offset for i in range(len(names))],
+            [row[key]["tokens_per_sec"] for row in throughput],
+            0.4,
+            label=key,
+        )
         right.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
     right.set_xticks(range(len(names)), names)
     right.set_title("Bucketed against random batches (masking)", fontsize=10)
@@ -74,11 +81,13 @@ def strategy_plot(rows: list[dict], throughput: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args()
-    read = lambda name: json.loads((args.results / name).read_text())  # noqa: E731
+    read = lambda name: json.loads((args.results / name).read_text())
     pad_fraction_plot(read("pad_fraction.json"), args.docs / "pad_fraction.png")
     strategy_plot(read("strategy_cost.json"), read("throughput.json"), args.docs / "tokens_per_sec.png")
 

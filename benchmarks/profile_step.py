@@ -49,11 +49,35 @@ def main() -> None:
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
-    phases = {e.key: e.cpu_time_total / 1000 / args.steps for e in events if e.key in ("collate", "forward", "backward")}
-    print(f"step {step_ms:.1f} ms (profiled); per step: " + ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items()))
-    top = [{"op": e.key, "self_cpu_ms_per_step": e.self_cpu_time_total / 1000 / args.steps, "calls_per_step": e.count / args.steps,
-            "share": e.self_cpu_time_total / total} for e in events if not e.key.startswith(("collate", "forward", "backward"))][: args.top]
-    write_json(args.out, {"overrides": args.overrides, "threads": args.threads, "step_ms": step_ms, "phases_ms": phases, "top_ops": top})
+    phases = {
+        e.key: e.cpu_time_total / 1000 / args.steps
+        for e in events
+        if e.key in ("collate", "forward", "backward")
+    }
+    print(
+        f"step {step_ms:.1f} ms (profiled); per step: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
+    )
+    top = [
+        {
+            "op": e.key,
+            "self_cpu_ms_per_step": e.self_cpu_time_total / 1000 / args.steps,
+            "calls_per_step": e.count / args.steps,
+            "share": e.self_cpu_time_total / total,
+        }
+        for e in events
+        if not e.key.startswith(("collate", "forward", "backward"))
+    ][: args.top]
+    write_json(
+        args.out,
+        {
+            "overrides": args.overrides,
+            "threads": args.threads,
+            "step_ms": step_ms,
+            "phases_ms": phases,
+            "top_ops": top,
+        },
+    )
 
 
 if __name__ == "__main__":

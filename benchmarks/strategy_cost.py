@@ -42,13 +42,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
     args = parse_training_args(parser)
     rows = []
-    print(f"{'encoder':<8} {'strategy':<12} {'enc fwd ms':>10} {'enc fwd+bwd ms':>15} {'train tok/s':>12}"
-          f" {'fwd vs packing':>15} {'fwd+bwd vs packing':>19} {'tok/s vs packing':>17}")
+    print(
+        f"{'encoder':<8} {'strategy':<12} {'enc fwd ms':>10} {'enc fwd+bwd ms':>15} {'train tok/s':>12}"
+        f" {'fwd vs packing':>15} {'fwd+bwd vs packing':>19} {'tok/s vs packing':>17}"
+    )
     for encoder in args.encoders:
         measured = {}
         for strategy in STRATEGIES:
             _, datamodule, module = build([f"encoder={encoder}", f"strategy={strategy}", *args.overrides])
-            batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), args.warmup + args.batches))
+            batches = list(
+                itertools.islice(itertools.cycle(datamodule.train_dataloader()), args.warmup + args.batches)
+            )
             module.train()
             encoder_ms(module, batches[: args.warmup], backward=True)
             measured[strategy] = {
@@ -59,15 +63,20 @@ def main() -> None:
         packing = measured["packing"]
         for strategy, row in measured.items():
             row |= {
-                "encoder": encoder, "strategy": strategy, "threads": args.threads,
+                "encoder": encoder,
+                "strategy": strategy,
+                "threads": args.threads,
                 "forward_vs_packing": row["encoder_forward_ms"] / packing["encoder_forward_ms"],
-                "forward_backward_vs_packing": row["encoder_forward_backward_ms"] / packing["encoder_forward_backward_ms"],
+                "forward_backward_vs_packing": row["encoder_forward_backward_ms"]
+                / packing["encoder_forward_backward_ms"],
                 "tokens_per_sec_vs_packing": row["tokens_per_sec"] / packing["tokens_per_sec"],
             }
             rows.append(row)
-            print(f"{encoder:<8} {strategy:<12} {row['encoder_forward_ms']:>10.1f} {row['encoder_forward_backward_ms']:>15.1f}"
-                  f" {row['tokens_per_sec']:>12,.0f} {row['forward_vs_packing']:>15.2f}"
-                  f" {row['forward_backward_vs_packing']:>19.2f} {row['tokens_per_sec_vs_packing']:>17.2f}")
+            print(
+                f"{encoder:<8} {strategy:<12} {row['encoder_forward_ms']:>10.1f} {row['encoder_forward_backward_ms']:>15.1f}"
+                f" {row['tokens_per_sec']:>12,.0f} {row['forward_vs_packing']:>15.2f}"
+                f" {row['forward_backward_vs_packing']:>19.2f} {row['tokens_per_sec_vs_packing']:>17.2f}"
+            )
     write_json(args.out, rows)
 
 

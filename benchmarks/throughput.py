@@ -36,9 +36,20 @@ def main() -> None:
         bucketed = tokens_per_second(base + ["data.bucketing=true"], args.steps, args.warmup)
         shuffled = tokens_per_second(base + ["data.bucketing=false"], args.steps, args.warmup)
         ratio = bucketed["tokens_per_sec"] / shuffled["tokens_per_sec"]
-        rows.append({"encoder": encoder, "strategy": args.strategy, "threads": args.threads, "bucketed": bucketed, "random": shuffled, "ratio": ratio})
-        print(f"{encoder:<10} {bucketed['tokens_per_sec']:>15,.0f} {shuffled['tokens_per_sec']:>13,.0f} {ratio:>6.2f} "
-              f"{100 * bucketed['pad_fraction']:>6.1f} / {100 * shuffled['pad_fraction']:.1f}")
+        rows.append(
+            {
+                "encoder": encoder,
+                "strategy": args.strategy,
+                "threads": args.threads,
+                "bucketed": bucketed,
+                "random": shuffled,
+                "ratio": ratio,
+            }
+        )
+        print(
+            f"{encoder:<10} {bucketed['tokens_per_sec']:>15,.0f} {shuffled['tokens_per_sec']:>13,.0f} {ratio:>6.2f} "
+            f"{100 * bucketed['pad_fraction']:>6.1f} / {100 * shuffled['pad_fraction']:.1f}"
+        )
     write_json(args.out, rows)
 
 

@@ -58,7 +58,10 @@ def make_lexicon(rng: random.Random) -> Lexicon:
         src[word_class] = make_words(rng, SRC_SYLLABLES, count, src_taken)
         for word, translation in zip(src[word_class], make_words(rng, TGT_SYLLABLES, count, tgt_taken)):
             tgt[word] = translation
-    negation = (make_words(rng, SRC_SYLLABLES, 1, src_taken)[0], make_words(rng, TGT_SYLLABLES, 1, tgt_taken)[0])
+    negation = (
+        make_words(rng, SRC_SYLLABLES, 1, src_taken)[0],
+        make_words(rng, TGT_SYLLABLES, 1, tgt_taken)[0],
+    )
     return Lexicon(src, tgt, negation)
 
 
@@ -118,7 +121,9 @@ def write_gz(path: Path, lines: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("data/bundled"), help="output folder")
     parser.add_argument("--seed", type=int, default=13, help="seed of the lexicon and the sentences")
     args = parser.parse_args()
@@ -137,7 +142,9 @@ def main() -> None:
         write_gz(args.out / f"{split}.src.gz", [s for s, _ in pairs])
         write_gz(args.out / f"{split}.tgt.gz", [t for _, t in pairs])
         lengths = sorted(len(s.split()) for s, _ in pairs)
-        print(f"{split}: {size} pairs, source words min {lengths[0]} median {lengths[size // 2]} max {lengths[-1]}")
+        print(
+            f"{split}: {size} pairs, source words min {lengths[0]} median {lengths[size // 2]} max {lengths[-1]}"
+        )
 
 
 if __name__ == "__main__":

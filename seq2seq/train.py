@@ -75,11 +75,17 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     checkpointing = cfg.trainer.get("enable_checkpointing")
     if checkpointing is None:
         checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing)
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing
+    )
 
 
 def _fit_and_evaluate(
-    cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, resume_from: Path | None
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    resume_from: Path | None,
 ) -> dict[str, float | int | str | None]:
     """Fits, then evaluates the kept model on valid (and test); the metrics plus padding and step totals."""
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)

@@ -18,17 +18,28 @@ from seq2seq.models.search import DEFAULT_ALPHA
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_alphas: bool = False) -> None:
     """Checkpoint, search and device options; `several_alphas` takes --alpha as a list (one evaluation each)."""
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by train.py (self-contained)")
-    parser.add_argument("--beam-size", type=int, default=5, help="beams per sentence; 1 is greedy search (default 5)")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, help="a .ckpt written by train.py (self-contained)"
+    )
+    parser.add_argument(
+        "--beam-size", type=int, default=5, help="beams per sentence; 1 is greedy search (default 5)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     parser.add_argument(
-        "--alpha", type=alpha_list if several_alphas else float, default=[DEFAULT_ALPHA] if several_alphas else DEFAULT_ALPHA,
+        "--alpha",
+        type=alpha_list if several_alphas else float,
+        default=[DEFAULT_ALPHA] if several_alphas else DEFAULT_ALPHA,
         help=f"GNMT length penalty exponent: finished beams rank by score / ((5 + length) / 6) ** alpha (default "
-        f"{DEFAULT_ALPHA}; 0: none)" + ("; a comma-separated list, e.g. 0,0.6,1.0, evaluates each" if several_alphas else ""),
+        f"{DEFAULT_ALPHA}; 0: none)"
+        + ("; a comma-separated list, e.g. 0,0.6,1.0, evaluates each" if several_alphas else ""),
     )
-    parser.add_argument("--max-len-a", type=float, default=1.5, help="at most a * source length + b tokens (default a=1.5)")
+    parser.add_argument(
+        "--max-len-a", type=float, default=1.5, help="at most a * source length + b tokens (default a=1.5)"
+    )
     parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda"
+    )
 
 
 def alpha_list(value: str) -> list[float]:
@@ -36,7 +47,9 @@ def alpha_list(value: str) -> list[float]:
     try:
         alphas = [float(part) for part in value.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: give one number or a comma-separated list, e.g. 0,0.6,1.0") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give one number or a comma-separated list, e.g. 0,0.6,1.0"
+        ) from None
     if any(alpha < 0 for alpha in alphas):
         raise argparse.ArgumentTypeError(f"{value!r}: length penalty exponents are >= 0")
     return alphas
@@ -56,7 +69,9 @@ def read_input(path: Path | None) -> list[str]:
     if path is None:
         return [line.rstrip("\r\n").strip() for line in sys.stdin]
     if not path.is_file():
-        raise CorpusError(f"Input file not found: {path}. Check the path, or leave the option out to read standard input.")
+        raise CorpusError(
+            f"Input file not found: {path}. Check the path, or leave the option out to read standard input."
+        )
     return read_lines(path)
 
 

@@ -28,8 +28,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_model_arguments(parser, several_alphas=True)
     parser.add_argument("--src", required=True, type=Path, help="source sentences, plain or .gz")
     parser.add_argument("--ref", required=True, type=Path, help="reference translations, plain or .gz")
-    parser.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the scores (default evaluation.json)")
-    parser.add_argument("--hypotheses", type=Path, help="also write the translations to this file (of the first --alpha)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("evaluation.json"),
+        help="where to write the scores (default evaluation.json)",
+    )
+    parser.add_argument(
+        "--hypotheses", type=Path, help="also write the translations to this file (of the first --alpha)"
+    )
     args = parser.parse_args(argv)
     args.alphas, args.alpha = args.alpha, args.alpha[0]
     return args
@@ -53,12 +60,16 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
 def evaluate(args: argparse.Namespace) -> None:
     sources, references = read_input(args.src), read_input(args.ref)
     if len(sources) != len(references):
-        raise ValueError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}; they must align line by line")
+        raise ValueError(
+            f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}; they must align line by line"
+        )
     translator = load_translator(args)
     rows, translations = [], []
     for alpha in args.alphas:
         options = {**search_options(args), "alpha": alpha}
-        translations.append([found[0][0] for found in translator.translate(sources, args.beam_size, 1, **options)])
+        translations.append(
+            [found[0][0] for found in translator.translate(sources, args.beam_size, 1, **options)]
+        )
         rows.append({"alpha": alpha, **score(translations[-1], references)})
     result = {"checkpoint": str(args.checkpoint), "beam_size": args.beam_size}
     result.update(rows[0] if len(rows) == 1 else {"by_alpha": rows})
@@ -69,7 +80,9 @@ def evaluate(args: argparse.Namespace) -> None:
     if len(rows) > 1:
         print(f"{'alpha':>6} {'BLEU':>7} {'chrF':>7} {'length ratio':>13} {'exact %':>8}")
         for row in rows:
-            print(f"{row['alpha']:>6g} {row['bleu']:>7.2f} {row['chrf']:>7.2f} {row['length_ratio']:>13.3f} {row['exact_match']:>8.1f}")
+            print(
+                f"{row['alpha']:>6g} {row['bleu']:>7.2f} {row['chrf']:>7.2f} {row['length_ratio']:>13.3f} {row['exact_match']:>8.1f}"
+            )
     print(text, end="")
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.cli.common import add_model_arguments, load_translator, read_input, run_command, search_options, write_output
+from seq2seq.cli.common import (
+    add_model_arguments,
+    load_translator,
+    read_input,
+    run_command,
+    search_options,
+    write_output,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +46,11 @@ def translate(args: argparse.Namespace) -> None:
         if args.n_best == 1:
             lines = [hypotheses[0][0] for hypotheses in found]
         else:
-            lines = [f"{i}\t{text}\t{h.normalized:.6f}" for i, hypotheses in enumerate(found) for text, h in hypotheses]
+            lines = [
+                f"{i}\t{text}\t{h.normalized:.6f}"
+                for i, hypotheses in enumerate(found)
+                for text, h in hypotheses
+            ]
     write_output(args.output, "".join(line + "\n" for line in lines))
 
 

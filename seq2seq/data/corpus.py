@@ -96,7 +96,9 @@ def read_lines(path: Path) -> list[str]:
     return [decode_line(raw, path, number) for number, raw in enumerate(iter_raw_lines(path), start=1)]
 
 
-def iter_raw_pairs(src_path: Path, tgt_path: Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+def iter_raw_pairs(
+    src_path: Path, tgt_path: Path, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[bytes, bytes]]:
     """Streams aligned raw line pairs of two files (lines `start` to `stop`, 0-based, or to the end).
 
     Read to the end, two files with different line counts end in a `CorpusError`.
@@ -123,7 +125,9 @@ def line_count_error(src_path: Path, src_count: int, tgt_path: Path, tgt_count: 
 
 
 def empty_corpus_error(src_path: Path, tgt_path: Path) -> CorpusError:
-    return CorpusError(f"Empty corpus: {src_path} and {tgt_path} have no lines. Point data.path at a real corpus.")
+    return CorpusError(
+        f"Empty corpus: {src_path} and {tgt_path} have no lines. Point data.path at a real corpus."
+    )
 
 
 def read_parallel(folder: str | Path, split: str, src_lang: str, tgt_lang: str) -> ParallelText:

@@ -79,7 +79,10 @@ class TranslationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        for key, value, allowed in (("too_long", too_long, ("drop", "truncate")), ("empty_lines", empty_lines, ("skip", "error"))):
+        for key, value, allowed in (
+            ("too_long", too_long, ("drop", "truncate")),
+            ("empty_lines", empty_lines, ("skip", "error")),
+        ):
             if value not in allowed:
                 raise InputError(f"data.{key}={value!r} is not an option: use one of {', '.join(allowed)}.")
         super().__init__()
@@ -102,14 +105,24 @@ class TranslationDataModule(L.LightningDataModule):
         if self.vocabs is not None:
             return
         prepared = self.prepare()
-        log.info("%s %s", "prepared the corpus into" if prepared.built else "mapping the corpus prepared in", prepared.folder)
+        log.info(
+            "%s %s",
+            "prepared the corpus into" if prepared.built else "mapping the corpus prepared in",
+            prepared.folder,
+        )
         prepared.log_counts()
         self.vocabs = prepared.vocabs()
         self.splits = {split: MappedPairs(prepared.folder, split, prepared.manifest) for split in SPLITS}
 
     def prepare(self) -> Prepared:
         """The prepared folder of this corpus and these settings, made now if none matches."""
-        return prepare(self.corpus_files(), self.prepare_settings(), self.prepared_dir, self.cache_dir, self.prepare_workers)
+        return prepare(
+            self.corpus_files(),
+            self.prepare_settings(),
+            self.prepared_dir,
+            self.cache_dir,
+            self.prepare_workers,
+        )
 
     def corpus_files(self) -> CorpusFiles:
         return CorpusFiles.find(self.path, self.src_lang, self.tgt_lang, self.train)
@@ -137,8 +150,12 @@ class TranslationDataModule(L.LightningDataModule):
         # at another point than the uninterrupted one (and so change every later dropout mask).
         loader = ResumableDataLoader if train else DataLoader
         return loader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed),
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -38,7 +38,13 @@ MULTI30K_FILES = {
 
 IWSLT14_URL = "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"
 # fairseq's prepare-iwslt14.sh split: test is these sets concatenated, valid every 23rd training line.
-IWSLT14_TEST_SETS = ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012"]
+IWSLT14_TEST_SETS = [
+    "IWSLT14.TED.dev2010",
+    "IWSLT14.TEDX.dev2012",
+    "IWSLT14.TED.tst2010",
+    "IWSLT14.TED.tst2011",
+    "IWSLT14.TED.tst2012",
+]
 IWSLT14_VALID_EVERY = 23
 SEGMENT = re.compile(r"<seg[^>]*>(.*)</seg>")
 
@@ -53,7 +59,9 @@ def fetch(url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=60) as response:
             return response.read()
     except OSError as error:
-        raise DownloadError(f"Could not download {url}: {error}. Check the network or pass a mirror URL.") from None
+        raise DownloadError(
+            f"Could not download {url}: {error}. Check the network or pass a mirror URL."
+        ) from None
 
 
 def check_digest(data: bytes, expected: str, algorithm: str, name: str) -> None:
@@ -83,7 +91,9 @@ def write_lines_gz(path: Path, lines: list[str]) -> None:
         handle.writelines(line + "\n" for line in lines)
 
 
-def download_multi30k(out: str | Path, base_url: str = MULTI30K_URL, files: dict = MULTI30K_FILES) -> list[Path]:
+def download_multi30k(
+    out: str | Path, base_url: str = MULTI30K_URL, files: dict = MULTI30K_FILES
+) -> list[Path]:
     """Multi30k task 1 (de-en, Flickr test 2016) as out/{train,valid,test}.{de,en}.gz.
 
     Args:
@@ -106,7 +116,9 @@ def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 def _read_member(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> list[str]:
     if name not in members:
-        raise DownloadError(f"The IWSLT14 archive has no {name}: it is not fairseq's de-en.tgz. Check the URL.")
+        raise DownloadError(
+            f"The IWSLT14 archive has no {name}: it is not fairseq's de-en.tgz. Check the URL."
+        )
     return archive.extractfile(members[name]).read().decode("utf-8").splitlines()
 
 
@@ -114,18 +126,29 @@ def iwslt14_splits(archive_bytes: bytes) -> dict[tuple[str, str], list[str]]:
     """(split, lang) -> lines, split as fairseq's prepare-iwslt14.sh does but without tokenising or lowercasing."""
     with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz") as archive:
         members = _members(archive)
-        train = {lang: [line.strip() for line in _read_member(archive, members, f"train.tags.de-en.{lang}") if not line.lstrip().startswith("<")] for lang in ("de", "en")}
+        train = {
+            lang: [
+                line.strip()
+                for line in _read_member(archive, members, f"train.tags.de-en.{lang}")
+                if not line.lstrip().startswith("<")
+            ]
+            for lang in ("de", "en")
+        }
         test = {lang: [] for lang in ("de", "en")}
         for name in IWSLT14_TEST_SETS:
             for lang in ("de", "en"):
                 lines = _read_member(archive, members, f"{name}.de-en.{lang}.xml")
                 test[lang] += [unescape(m.group(1)).strip() for m in map(SEGMENT.search, lines) if m]
     if len(train["de"]) != len(train["en"]) or len(test["de"]) != len(test["en"]):
-        raise DownloadError("The IWSLT14 archive's German and English sides do not align; the archive is damaged.")
+        raise DownloadError(
+            "The IWSLT14 archive's German and English sides do not align; the archive is damaged."
+        )
     splits = {}
     for lang in ("de", "en"):
         splits[("train", lang)] = [line for i, line in enumerate(train[lang], 1) if i % IWSLT14_VALID_EVERY]
-        splits[("valid", lang)] = [line for i, line in enumerate(train[lang], 1) if not i % IWSLT14_VALID_EVERY]
+        splits[("valid", lang)] = [
+            line for i, line in enumerate(train[lang], 1) if not i % IWSLT14_VALID_EVERY
+        ]
         splits[("test", lang)] = test[lang]
     return splits
 
@@ -145,7 +168,11 @@ def download_iwslt14(out: str | Path, url: str = IWSLT14_URL, sha256: str | None
     if expected:
         check_digest(data, expected, "sha256", url)
     else:
-        log.warning("IWSLT14: no published checksum; recording sha256 %s in %s", hashlib.sha256(data).hexdigest(), record)
+        log.warning(
+            "IWSLT14: no published checksum; recording sha256 %s in %s",
+            hashlib.sha256(data).hexdigest(),
+            record,
+        )
     splits = iwslt14_splits(data)
     with staging(out) as stage:
         for (split, lang), lines in splits.items():

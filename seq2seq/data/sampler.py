@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -53,7 +54,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         if len(src_lengths) != len(tgt_lengths):
             raise ValueError("src_lengths and tgt_lengths must have one entry per pair")
         if max_tokens < 1 or (max_sentences is not None and max_sentences < 1):
-            raise ValueError(f"max_tokens ({max_tokens}) and max_sentences ({max_sentences}) must be positive")
+            raise ValueError(
+                f"max_tokens ({max_tokens}) and max_sentences ({max_sentences}) must be positive"
+            )
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         # Kept as given (a memory-mapped array stays mapped): the keys below are built per epoch and freed.
@@ -82,9 +85,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         n = len(self.src_lengths)
         index_type = np.int32 if n < 2**31 else np.int64
         if not self.bucketing:
-            return (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(index_type)
+            return (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(
+                index_type
+            )
         # Sorted by (longer side, source length, target length, random tie-break).
-        tie_break = (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(index_type)
+        tie_break = (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(
+            index_type
+        )
         longest_length = int(np.maximum(self.src_lengths.max(initial=0), self.tgt_lengths.max(initial=0)))
         if longest_length >= 2**20:  # too long to pack into one key: a (slower) lexicographic sort
             src, tgt = self.src_lengths, self.tgt_lengths
@@ -93,9 +100,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         # (4-byte keys) when every pair is shorter than 1024, else 20 bits. Peak memory ~40 bytes per pair.
         bits, key_type = (10, np.uint32) if longest_length < 2**10 else (20, np.uint64)
         by_tie_break = np.empty_like(tie_break)
-        by_tie_break[tie_break] = np.arange(n, dtype=index_type)  # the inverse permutation: argsort without a sort
+        by_tie_break[tie_break] = np.arange(
+            n, dtype=index_type
+        )  # the inverse permutation: argsort without a sort
         del tie_break
-        src, tgt = self.src_lengths[by_tie_break].astype(key_type), self.tgt_lengths[by_tie_break].astype(key_type)
+        src, tgt = (
+            self.src_lengths[by_tie_break].astype(key_type),
+            self.tgt_lengths[by_tie_break].astype(key_type),
+        )
         key = (np.maximum(src, tgt) << (2 * bits)) | (src << bits) | tgt
         del src, tgt
         return by_tie_break[np.argsort(key, kind="stable")]
@@ -104,7 +116,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         """The batches of the greedy cut of `order` (any order of the pairs), as lists of indices."""
         order = np.asarray(order, dtype=np.int64)
         bounds = self.boundaries(order).tolist()
-        return [order[start:stop].tolist() for start, stop in zip(bounds, bounds[1:])]
+        return [order[start:stop].tolist() for start, stop in itertools.pairwise(bounds)]
 
     def boundaries(self, order: np.ndarray) -> np.ndarray:
         """Greedy cut of `order` into batches; returns the batch boundaries (B + 1,) into `order`.

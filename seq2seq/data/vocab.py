@@ -30,9 +30,16 @@ class Vocab:
     def __init__(self, model_bytes: bytes) -> None:
         self.model_bytes = model_bytes
         self.processor = spm.SentencePieceProcessor(model_proto=model_bytes)
-        specials = (self.processor.pad_id(), self.processor.unk_id(), self.processor.bos_id(), self.processor.eos_id())
+        specials = (
+            self.processor.pad_id(),
+            self.processor.unk_id(),
+            self.processor.bos_id(),
+            self.processor.eos_id(),
+        )
         if specials != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-            raise ValueError(f"sentencepiece model has special ids {specials}, expected (pad, unk, bos, eos) = (0, 1, 2, 3)")
+            raise ValueError(
+                f"sentencepiece model has special ids {specials}, expected (pad, unk, bos, eos) = (0, 1, 2, 3)"
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
@@ -80,10 +87,14 @@ class Vocabs:
         if joint:
             model = Vocab.load(Path(folder) / f"{prefix}joint.model")
             return cls(model, model)
-        return cls(Vocab.load(Path(folder) / f"{prefix}src.model"), Vocab.load(Path(folder) / f"{prefix}tgt.model"))
+        return cls(
+            Vocab.load(Path(folder) / f"{prefix}src.model"), Vocab.load(Path(folder) / f"{prefix}tgt.model")
+        )
 
 
-def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_type: str, character_coverage: float, seed: int) -> bytes:
+def train_sentencepiece(
+    lines: Iterable[str], vocab_size: int, model_type: str, character_coverage: float, seed: int
+) -> bytes:
     """Trains a model in memory and returns its bytes.
 
     `lines` may be a stream: sentencepiece keeps a random sample of at most `input_sentence_size`
@@ -97,7 +108,9 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_type: str, 
     except RuntimeError:
         if source.error is None:
             raise
-    if source.error is not None:  # e.g. a CorpusError: sentencepiece would report it as its own INTERNAL error
+    if (
+        source.error is not None
+    ):  # e.g. a CorpusError: sentencepiece would report it as its own INTERNAL error
         raise source.error
     return model.getvalue()
 
@@ -116,12 +129,14 @@ class Reading:
             return next(self.lines)
         except StopIteration:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- any reader error, re-raised by train_sentencepiece
             self.error = error
             raise StopIteration from None
 
 
-def train_from(lines: Iterator[str], model: io.BytesIO, vocab_size: int, model_type: str, character_coverage: float) -> None:
+def train_from(
+    lines: Iterator[str], model: io.BytesIO, vocab_size: int, model_type: str, character_coverage: float
+) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=lines,
         model_writer=model,
@@ -174,14 +189,26 @@ def build_vocabs(
         corpus_key: what identifies the training text (e.g. digests of its files); None hashes `src` and
             `tgt`, which must then be lists.
     """
-    settings = dict(vocab_size=vocab_size, model_type=model_type, joint=joint, character_coverage=character_coverage, seed=seed)
+    settings = {
+        "vocab_size": vocab_size,
+        "model_type": model_type,
+        "joint": joint,
+        "character_coverage": character_coverage,
+        "seed": seed,
+    }
     key = corpus_key or content_key(src, tgt)
-    folder = Path(cache_dir) / hashlib.sha256(f"{key}{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()[:16]
+    folder = (
+        Path(cache_dir)
+        / hashlib.sha256(f"{key}{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()[:16]
+    )
     names = ["joint"] if joint else ["src", "tgt"]
     with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains; the others wait and load
         if not all((folder / f"{name}.model").is_file() for name in names):
             corpora = {"joint": itertools.chain(src, tgt)} if joint else {"src": src, "tgt": tgt}
-            models = {name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed) for name in names}
+            models = {
+                name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed)
+                for name in names
+            }
             staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
             for name, data in models.items():
                 (staging / f"{name}.model").write_bytes(data)
@@ -189,4 +216,3 @@ def build_vocabs(
             shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (a model missing)
             os.replace(staging, folder)
     return Vocabs.load(folder, joint, prefix="")
-

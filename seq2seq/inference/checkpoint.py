@@ -35,10 +35,12 @@ def read_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"Checkpoint not found: {path}. Pass a .ckpt file from a run's checkpoints/ folder.")
+        raise CheckpointError(
+            f"Checkpoint not found: {path}. Pass a .ckpt file from a run's checkpoints/ folder."
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
+    except Exception as error:  # noqa: BLE001 -- torch raises several types for truncated or foreign files
         raise CheckpointError(
             f"Cannot read checkpoint {path}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
             f"The file is corrupted or not a PyTorch checkpoint; use another one (checkpoints/last.ckpt or a best-*.ckpt)."
@@ -65,8 +67,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     config = OmegaConf.create(meta["config"])
     if "strategy" in config.model.net:  # written before the padding object was called `padding` in code
         config.model.net.padding = config.model.net.pop("strategy")
-    net: Seq2Seq = instantiate(config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt))
-    weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    net: Seq2Seq = instantiate(
+        config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt)
+    )
+    weights = {
+        key.removeprefix("net."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("net.")
+    }
     try:
         net.load_state_dict(weights)
     except RuntimeError as error:  # missing, unexpected or reshaped parameters

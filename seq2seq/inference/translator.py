@@ -23,7 +23,9 @@ class Translator:
         batch_size: sentences per batch.
     """
 
-    def __init__(self, net: Seq2Seq, vocabs: Vocabs, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self, net: Seq2Seq, vocabs: Vocabs, device: str | torch.device = "cpu", batch_size: int = 64
+    ) -> None:
         self.net, self.vocabs = net, vocabs
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -35,7 +37,9 @@ class Translator:
             chunk = order[start : start + self.batch_size]
             yield collate([(i, src_ids[i], tgt_ids[i]) for i in chunk]).to(self.device)
 
-    def translate(self, lines: list[str], beam_size: int = 5, n_best: int = 1, **search: float) -> list[list[tuple[str, Hypothesis]]]:
+    def translate(
+        self, lines: list[str], beam_size: int = 5, n_best: int = 1, **search: float
+    ) -> list[list[tuple[str, Hypothesis]]]:
         """Detokenized n-best translations of each line, in input order; an empty line gets n_best empty ones.
 
         Args:
@@ -44,11 +48,15 @@ class Translator:
             n_best: hypotheses per line.
             **search: further `beam_search` arguments (alpha, average, max_len_a, max_len_b).
         """
-        results: list[list[tuple[str, Hypothesis]]] = [[("", Hypothesis([], 0.0, 0.0, 0))] * n_best for _ in lines]
+        results: list[list[tuple[str, Hypothesis]]] = [
+            [("", Hypothesis([], 0.0, 0.0, 0))] * n_best for _ in lines
+        ]
         real = [i for i, line in enumerate(lines) if line.strip()]
         src_ids = self.vocabs.src.encode([lines[i] for i in real])
         for batch in self._batches(src_ids, [[] for _ in real]):
-            found = beam_search(self.net, batch.src, batch.src_lengths, batch.src_mask, beam_size, n_best, **search)
+            found = beam_search(
+                self.net, batch.src, batch.src_lengths, batch.src_mask, beam_size, n_best, **search
+            )
             for position, hypotheses in zip(batch.indices.tolist(), found):
                 texts = self.vocabs.tgt.decode([h.tokens for h in hypotheses])
                 results[real[position]] = list(zip(texts, hypotheses))
@@ -58,11 +66,15 @@ class Translator:
     def score(self, sources: list[str], references: list[str]) -> list[tuple[float, int]]:
         """Forced decoding: (log-probability, token count incl. eos) of each reference given its source."""
         if len(sources) != len(references):
-            raise ValueError(f"--score needs one reference per source line: got {len(sources)} sources and {len(references)} references")
+            raise ValueError(
+                f"--score needs one reference per source line: got {len(sources)} sources and {len(references)} references"
+            )
         src_ids, tgt_ids = self.vocabs.src.encode(sources), self.vocabs.tgt.encode(references)
         results: list[tuple[float, int]] = [(0.0, 0)] * len(sources)
         for batch in self._batches(src_ids, tgt_ids):
             nll = sentence_nll(self.net(batch), batch.tgt_out, batch.tgt_mask)
-            for position, value, count in zip(batch.indices.tolist(), nll.tolist(), batch.tgt_lengths.tolist()):
+            for position, value, count in zip(
+                batch.indices.tolist(), nll.tolist(), batch.tgt_lengths.tolist()
+            ):
                 results[position] = (-value, count)
         return results

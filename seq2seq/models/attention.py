@@ -81,5 +81,7 @@ class BahdanauAttention(Attention):
         self.energy = nn.Linear(size, 1, bias=False)
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1))  # (B, Tq, S, A)
+        hidden = torch.tanh(
+            self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1)
+        )  # (B, Tq, S, A)
         return self.energy(hidden).squeeze(-1)

@@ -32,7 +32,11 @@ class DecoderState:
 
     def select(self, index: Tensor) -> DecoderState:
         """Keeps the batch rows in `index` (B',) in that order: how beams follow their parents."""
-        rnn = tuple(s.index_select(1, index) for s in self.rnn) if isinstance(self.rnn, tuple) else self.rnn.index_select(1, index)
+        rnn = (
+            tuple(s.index_select(1, index) for s in self.rnn)
+            if isinstance(self.rnn, tuple)
+            else self.rnn.index_select(1, index)
+        )
         return DecoderState(rnn, None if self.feed is None else self.feed.index_select(0, index))
 
 
@@ -66,12 +70,22 @@ class RecurrentDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.input_feeding = input_feeding
-        self.rnn = rnn(input_size=input_size + (hidden_size if input_feeding else 0), hidden_size=hidden_size, batch_first=True)
+        self.rnn = rnn(
+            input_size=input_size + (hidden_size if input_feeding else 0),
+            hidden_size=hidden_size,
+            batch_first=True,
+        )
         if self.rnn.bidirectional:
-            raise ValueError("a decoder RNN cannot be bidirectional: set bidirectional=false in the decoder config")
+            raise ValueError(
+                "a decoder RNN cannot be bidirectional: set bidirectional=false in the decoder config"
+            )
         self.init = init(memory_size, hidden_size, self.rnn.num_layers, 2 if self.rnn.mode == "LSTM" else 1)
-        self.attention = attention(query_size=hidden_size, key_size=memory_size) if attention is not None else None
-        self.combine = nn.Linear(hidden_size + (memory_size if self.attention is not None else 0), hidden_size)
+        self.attention = (
+            attention(query_size=hidden_size, key_size=memory_size) if attention is not None else None
+        )
+        self.combine = nn.Linear(
+            hidden_size + (memory_size if self.attention is not None else 0), hidden_size
+        )
         self.dropout = nn.Dropout(dropout)
         self.output_size = hidden_size
 
@@ -96,14 +110,18 @@ class RecurrentDecoder(nn.Module):
         # Input feeding: the embedding's share of the first layer's input projection is computed for
         # all steps at once; only the fed-back output's share runs step by step.
         outputs = []
-        for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(1):  # unbind: no per-step zero-filled grads
+        for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(
+            1
+        ):  # unbind: no per-step zero-filled grads
             out, state, _ = self._step_from_gates(gates_t, state, encoded)
             outputs.append(out)
         return torch.stack(outputs, dim=1)
 
     def _embedding_gates(self, x: Tensor) -> Tensor:
         """(..., E) embedded targets -> their part of the first RNN layer's input projection, bias included."""
-        return F.linear(x, self.rnn.weight_ih_l0[:, : x.size(-1)], self.rnn.bias_ih_l0 if self.rnn.bias else None)
+        return F.linear(
+            x, self.rnn.weight_ih_l0[:, : x.size(-1)], self.rnn.bias_ih_l0 if self.rnn.bias else None
+        )
 
     def _rnn_step(self, gates_in: Tensor, feed: Tensor | None, state: RNNState) -> tuple[Tensor, RNNState]:
         """One time step of every RNN layer -> top hidden (B, H) and the new state.
@@ -120,27 +138,48 @@ class RecurrentDecoder(nn.Module):
         h_all, c_all = state if isinstance(state, tuple) else (state, None)
         cell = CELLS[self.rnn.mode]
         hs, cs = [], []
+        below = gates_in  # the layer input: replaced by each layer's (dropped-out) output for the next
         for layer in range(self.rnn.num_layers):
             w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}", None), getattr(self.rnn, f"bias_hh_l{layer}", None)
+            b_ih, b_hh = (
+                getattr(self.rnn, f"bias_ih_l{layer}", None),
+                getattr(self.rnn, f"bias_hh_l{layer}", None),
+            )
             if layer == 0:
-                gates_x = gates_in if feed is None else gates_in + F.linear(feed, w_ih[:, w_ih.size(1) - feed.size(-1) :])
+                gates_x = (
+                    gates_in
+                    if feed is None
+                    else gates_in + F.linear(feed, w_ih[:, w_ih.size(1) - feed.size(-1) :])
+                )
             else:
-                gates_x = F.linear(x, w_ih, b_ih)
-            h, c = cell(gates_x, F.linear(h_all[layer], w_hh, b_hh), h_all[layer], None if c_all is None else c_all[layer])
+                gates_x = F.linear(below, w_ih, b_ih)
+            h, c = cell(
+                gates_x,
+                F.linear(h_all[layer], w_hh, b_hh),
+                h_all[layer],
+                None if c_all is None else c_all[layer],
+            )
             hs.append(h)
             cs.append(c)
-            x = F.dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
+            below = F.dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
         h_new = torch.stack(hs)
         return h, (h_new, torch.stack(cs)) if c_all is not None else h_new
 
-    def step(self, embedded: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def step(
+        self, embedded: Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: embedded (B, E) -> output (B, H), new state, attention weights (B, S) or None."""
         return self._step_from_gates(self._embedding_gates(self.dropout(embedded)), state, encoded)
 
-    def _step_from_gates(self, gates_in: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def _step_from_gates(
+        self, gates_in: Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """`step` after the embedding's input projection: RNN step, attention, next state."""
         hidden, rnn_state = self._rnn_step(gates_in, state.feed, state.rnn)
         out, weights = self._attend(hidden.unsqueeze(1), encoded)
         out = out.squeeze(1)
-        return out, DecoderState(rnn_state, out if self.input_feeding else None), None if weights is None else weights.squeeze(1)
+        return (
+            out,
+            DecoderState(rnn_state, out if self.input_feeding else None),
+            None if weights is None else weights.squeeze(1),
+        )

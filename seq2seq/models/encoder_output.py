@@ -25,4 +25,6 @@ class EncoderOutput:
     def repeat(self, times: int) -> EncoderOutput:
         """Each sentence `times` times in a row, (B, ...) -> (B*times, ...): one copy per beam."""
         mask = None if self.key_mask is None else self.key_mask.repeat_interleave(times, dim=0)
-        return EncoderOutput(self.memory.repeat_interleave(times, dim=0), self.final.repeat_interleave(times, dim=0), mask)
+        return EncoderOutput(
+            self.memory.repeat_interleave(times, dim=0), self.final.repeat_interleave(times, dim=0), mask
+        )

@@ -22,7 +22,9 @@ class RecurrentEncoder(nn.Module):
         padding: the padding strategy.
     """
 
-    def __init__(self, rnn: Callable[..., nn.RNNBase], input_size: int, hidden_size: int, padding: PaddingStrategy) -> None:
+    def __init__(
+        self, rnn: Callable[..., nn.RNNBase], input_size: int, hidden_size: int, padding: PaddingStrategy
+    ) -> None:
         super().__init__()
         self.rnn = rnn(input_size=input_size, hidden_size=hidden_size, batch_first=True)
         self.padding = padding
@@ -70,7 +72,8 @@ class SelfAttentionEncoder(nn.Module):
         nn.init.zeros_(self.input_proj.bias)
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            RotaryTransformerLayer(hidden_size, num_heads, feedforward_size, dropout) for _ in range(num_layers)
+            RotaryTransformerLayer(hidden_size, num_heads, feedforward_size, dropout)
+            for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(hidden_size)
         self.head_size = hidden_size // num_heads

@@ -8,11 +8,15 @@ from torch import Tensor
 
 def token_nll(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """(B, T, V) logits, (B, T) targets -> (B, T) per-token cross-entropy."""
-    flat = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none", label_smoothing=label_smoothing)
+    flat = F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), reduction="none", label_smoothing=label_smoothing
+    )
     return flat.view_as(targets)
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+def masked_cross_entropy(
+    logits: Tensor, targets: Tensor, mask: Tensor, label_smoothing: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """Summed cross-entropy over the positions `mask` counts, and how many those are.
 
     The caller divides the sum by the token count of the whole effective batch, so that long and

@@ -32,7 +32,12 @@ class Hypothesis:
 
 @torch.no_grad()
 def greedy_search(
-    model: Seq2Seq, src: Tensor, src_lengths: Tensor, src_mask: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    src_mask: Tensor,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
 ) -> list[Hypothesis]:
     """Greedy decoding of a batch.
 
@@ -71,7 +76,10 @@ def greedy_search(
             break
         prev = token
     rows = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(src.size(0))]
-    return [Hypothesis(trim_at_eos(row), score, score, n) for row, score, n in zip(rows, scores.tolist(), lengths.tolist())]
+    return [
+        Hypothesis(trim_at_eos(row), score, score, n)
+        for row, score, n in zip(rows, scores.tolist(), lengths.tolist())
+    ]
 
 
 def trim_at_eos(ids: list[int]) -> list[int]:
@@ -149,8 +157,16 @@ class Beams:
     """The state of a batched beam search: live beams per sentence and the hypotheses that have ended."""
 
     def __init__(
-        self, model: Seq2Seq, src: Tensor, src_lengths: Tensor, src_mask: Tensor, size: int, alpha: float, average: bool,
-        max_len_a: float, max_len_b: int,
+        self,
+        model: Seq2Seq,
+        src: Tensor,
+        src_lengths: Tensor,
+        src_mask: Tensor,
+        size: int,
+        alpha: float,
+        average: bool,
+        max_len_a: float,
+        max_len_b: int,
     ) -> None:
         self.model, self.size, self.alpha, self.average = model, size, alpha, average
         self.batch, device = src.size(0), src.device
@@ -183,7 +199,9 @@ class Beams:
         ends = (token == EOS_ID) | (self.steps >= self.limits)[:, None]
         self._set_aside(top, parent, token, ends)
         going_on = torch.argsort(ends.int(), dim=1, stable=True)[:, : self.size]  # the best that do not end
-        rows = (torch.arange(self.batch, device=top.device)[:, None] * self.size + parent.gather(1, going_on)).view(-1)
+        rows = (
+            torch.arange(self.batch, device=top.device)[:, None] * self.size + parent.gather(1, going_on)
+        ).view(-1)
         self.scores = top.gather(1, going_on)
         self.prev = token.gather(1, going_on).view(-1)
         self.state = self.state.select(rows)
@@ -192,11 +210,15 @@ class Beams:
     def _set_aside(self, top: Tensor, parent: Tensor, token: Tensor, ends: Tensor) -> None:
         """Ended continuations among each sentence's best `size` join its hypotheses, until it has `size`."""
         best = slice(0, self.size)
-        rows = zip(top[:, best].tolist(), parent[:, best].tolist(), token[:, best].tolist(), ends[:, best].tolist())
+        rows = zip(
+            top[:, best].tolist(), parent[:, best].tolist(), token[:, best].tolist(), ends[:, best].tolist()
+        )
         for sentence, (scores, parents, tokens, ended) in enumerate(rows):
             for score, beam, token_id, stop in zip(scores, parents, tokens, ended):
                 if not stop or score == float("-inf") or len(self.ended[sentence]) >= self.size:
                     continue
                 ids = self.history[sentence * self.size + beam].tolist() + [token_id]
                 length = self.steps  # tokens scored, the eos included
-                self.ended[sentence].append(Hypothesis(trim_at_eos(ids), score, score / self.penalty(length), length))
+                self.ended[sentence].append(
+                    Hypothesis(trim_at_eos(ids), score, score / self.penalty(length), length)
+                )

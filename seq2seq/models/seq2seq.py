@@ -46,7 +46,11 @@ class Seq2Seq(nn.Module):
                 f"model.net.share_embeddings=true needs a joint vocabulary, but the source has {src_vocab_size} "
                 f"pieces and the target {tgt_vocab_size}; set data.vocab.joint=true or share_embeddings=false"
             )
-        self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.tgt_embed = (
+            self.src_embed
+            if share_embeddings
+            else nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+        )
         self.encoder = encoder(input_size=embedding_dim, padding=padding)
         self.decoder = decoder(input_size=embedding_dim, memory_size=self.encoder.output_size)
         self.generator = nn.Linear(self.decoder.output_size, tgt_vocab_size)
@@ -67,7 +71,9 @@ class Seq2Seq(nn.Module):
         encoded = self.encode(batch.src, batch.src_lengths, batch.src_mask)
         return self.generator(self.decoder(self.tgt_embed(batch.tgt_in), encoded))
 
-    def decode_step(self, prev: Tensor, state: DecoderState, encoded: EncoderOutput) -> tuple[Tensor, DecoderState, Tensor | None]:
+    def decode_step(
+        self, prev: Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """prev (B,) token ids -> logits (B, V), next state, attention weights (B, S) or None."""
         out, state, weights = self.decoder.step(self.tgt_embed(prev), state, encoded)
         return self.generator(out), state, weights

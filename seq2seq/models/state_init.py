@@ -6,8 +6,8 @@ the (num_layers, B, H) initial hidden state, plus a cell state for LSTMs.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 
 class StateInit(nn.Module):
@@ -26,15 +26,23 @@ class StateInit(nn.Module):
 
     def split(self, flat: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """(B, S*L*H) -> (L, B, H), or an (h, c) pair of them for an LSTM."""
-        states = flat.view(flat.size(0), self.num_states, self.num_layers, self.hidden_size).permute(1, 2, 0, 3)
-        return (states[0].contiguous(), states[1].contiguous()) if self.num_states == 2 else states[0].contiguous()
+        states = flat.view(flat.size(0), self.num_states, self.num_layers, self.hidden_size).permute(
+            1, 2, 0, 3
+        )
+        return (
+            (states[0].contiguous(), states[1].contiguous())
+            if self.num_states == 2
+            else states[0].contiguous()
+        )
 
 
 class ZeroInit(StateInit):
     """All-zero initial state, the RNN default."""
 
     def forward(self, final: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        return self.split(final.new_zeros(final.size(0), self.num_states * self.num_layers * self.hidden_size))
+        return self.split(
+            final.new_zeros(final.size(0), self.num_states * self.num_layers * self.hidden_size)
+        )
 
 
 class LearnedInit(StateInit):

@@ -8,4 +8,4 @@ from seq2seq.padding.strategy import (
     StateResetStrategy,
 )
 
-__all__ = ["PaddingStrategy", "NaiveStrategy", "MaskingStrategy", "PackingStrategy", "StateResetStrategy"]
+__all__ = ["MaskingStrategy", "NaiveStrategy", "PackingStrategy", "PaddingStrategy", "StateResetStrategy"]

@@ -15,7 +15,9 @@ from torch import Tensor, nn
 from seq2seq.ops.cells import CELLS, Cell
 
 
-def run_layer(cell: Cell, x: Tensor, mask: Tensor, weights: list[list[Tensor | None]], with_c: bool) -> tuple[Tensor, Tensor]:
+def run_layer(
+    cell: Cell, x: Tensor, mask: Tensor, weights: list[list[Tensor | None]], with_c: bool
+) -> tuple[Tensor, Tensor]:
     """One layer, all its directions at once.
 
     Args:
@@ -30,9 +32,15 @@ def run_layer(cell: Cell, x: Tensor, mask: Tensor, weights: list[list[Tensor | N
     """
     # Direction d reads time reversed when d == 1; flipping its projections and mask lets one loop
     # over t serve both directions.
-    gates_x = torch.stack([F.linear(x, w_ih, b_ih).flip(1) if d else F.linear(x, w_ih, b_ih)
-                           for d, (w_ih, _, b_ih, _) in enumerate(weights)])  # (D, B, T, G)
-    keep = torch.stack([mask.flip(1) if d else mask for d in range(len(weights))]).unsqueeze(-1)  # (D, B, T, 1)
+    gates_x = torch.stack(
+        [
+            F.linear(x, w_ih, b_ih).flip(1) if d else F.linear(x, w_ih, b_ih)
+            for d, (w_ih, _, b_ih, _) in enumerate(weights)
+        ]
+    )  # (D, B, T, G)
+    keep = torch.stack([mask.flip(1) if d else mask for d in range(len(weights))]).unsqueeze(
+        -1
+    )  # (D, B, T, 1)
     w_hh_t = torch.stack([w[1] for w in weights]).transpose(1, 2)  # (D, H, G)
     b_hh = None if weights[0][3] is None else torch.stack([w[3] for w in weights]).unsqueeze(1)  # (D, 1, G)
     directions, batch = gates_x.shape[:2]

@@ -116,7 +116,9 @@ class PackingStrategy(PaddingStrategy):
         # Lengths must be int64 on the CPU and positive: an all-pad row runs one step and is zeroed
         # below, as state_reset leaves it. total_length keeps T under data parallelism.
         cpu_lengths = lengths.to("cpu", torch.long)
-        packed = pack_padded_sequence(rnn_input(x), cpu_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            rnn_input(x), cpu_lengths.clamp_min(1), batch_first=True, enforce_sorted=False
+        )
         packed_out, state = rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.size(1))
         final = last_layer_final(hidden_of(state), rnn)  # state is already in batch order

@@ -75,7 +75,9 @@ class StudySweeper(Sweeper):
         lines = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
         fixed, space = split_overrides(lines, parser)
         if not space:
-            raise ValueError("hydra.sweeper.params is empty: give the search space, e.g. model.optimizer.lr='interval(1e-4,1e-2)'")
+            raise ValueError(
+                "hydra.sweeper.params is empty: give the search space, e.g. model.optimizer.lr='interval(1e-4,1e-2)'"
+            )
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -86,8 +88,13 @@ class StudySweeper(Sweeper):
             study.sampler.reseed_rng()
         self._retry_interrupted(study)
         done = len(counted_trials(study))
-        log.info("study %r holds %d of %d trials; %s", self.study_name, done, self.n_trials,
-                 "nothing to run" if done >= self.n_trials else f"running {self.n_trials - done}")
+        log.info(
+            "study %r holds %d of %d trials; %s",
+            self.study_name,
+            done,
+            self.n_trials,
+            "nothing to run" if done >= self.n_trials else f"running {self.n_trials - done}",
+        )
         returns: list[JobReturn] = []
         while (remaining := self.n_trials - len(counted_trials(study))) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
@@ -104,8 +111,11 @@ class StudySweeper(Sweeper):
         if self.storage and self.storage.startswith("sqlite:///"):
             Path(self.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return optuna.create_study(
-            study_name=self.study_name, storage=self.storage, sampler=self.sampler,
-            direction=self.direction, load_if_exists=True,
+            study_name=self.study_name,
+            storage=self.storage,
+            sampler=self.sampler,
+            direction=self.direction,
+            load_if_exists=True,
         )
 
     def _retry_interrupted(self, study: optuna.Study) -> None:
@@ -113,14 +123,20 @@ class StudySweeper(Sweeper):
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(trial.number, state=TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
-            log.warning("trial %d was interrupted (the sweep stopped while it ran): queued again", trial.number)
+            log.warning(
+                "trial %d was interrupted (the sweep stopped while it ran): queued again", trial.number
+            )
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> None:
         trial.set_user_attr("overrides", list(result.overrides))
         if result.working_dir:
             trial.set_user_attr("output_dir", str(result.working_dir))
         if result.status != JobStatus.COMPLETED:
-            log.warning("trial %d failed (%s): recorded as failed, the sweep goes on", trial.number, result._return_value)
+            log.warning(
+                "trial %d failed (%s): recorded as failed, the sweep goes on",
+                trial.number,
+                result._return_value,
+            )
             study.tell(trial, state=TrialState.FAIL)
             return
         value = result.return_value
@@ -137,14 +153,23 @@ class StudySweeper(Sweeper):
             "study_name": self.study_name,
             "storage": self.storage,
             "direction": self.direction,
-            "trials": {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState},
+            "trials": {
+                state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
+                for state in TrialState
+            },
         }
         if complete:
-            summary.update(best_value=study.best_value, best_params=study.best_params, best_trial=study.best_trial.number)
-            log.info("best trial %d: %g with %s", study.best_trial.number, study.best_value, study.best_params)
+            summary.update(
+                best_value=study.best_value, best_params=study.best_params, best_trial=study.best_trial.number
+            )
+            log.info(
+                "best trial %d: %g with %s", study.best_trial.number, study.best_value, study.best_params
+            )
         atomic_write_bytes(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(summary).encode())
         if not complete:  # a clean exit: every trial's own error is already in the log above
-            raise SystemExit(f"error: study {self.study_name!r} has no completed trial; see the failed jobs' logs in {sweep_dir}")
+            raise SystemExit(
+                f"error: study {self.study_name!r} has no completed trial; see the failed jobs' logs in {sweep_dir}"
+            )
 
 
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

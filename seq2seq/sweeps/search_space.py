@@ -29,7 +29,9 @@ def distribution_of(override: Override) -> BaseDistribution:
     raise ValueError(f"{override.input_line!r}: not a sweep; use choice(...), range(...) or interval(...)")
 
 
-def split_overrides(lines: list[str], parser: OverridesParser) -> tuple[list[str], dict[str, BaseDistribution]]:
+def split_overrides(
+    lines: list[str], parser: OverridesParser
+) -> tuple[list[str], dict[str, BaseDistribution]]:
     """Command-line and config overrides -> (overrides every trial gets, search space by key).
 
     A later line for the same key replaces an earlier one, so `hydra.sweeper.params` in a config can
@@ -43,7 +45,9 @@ def split_overrides(lines: list[str], parser: OverridesParser) -> tuple[list[str
         space.pop(key, None)
         if override.is_sweep_override():
             if override.is_hydra_override():
-                raise ValueError(f"{override.input_line!r}: the Optuna sweeper cannot sweep Hydra's own settings")
+                raise ValueError(
+                    f"{override.input_line!r}: the Optuna sweeper cannot sweep Hydra's own settings"
+                )
             space[key] = distribution_of(override)
         else:
             fixed[key] = f"{key}={override.get_value_element_as_str()}"

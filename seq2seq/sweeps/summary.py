@@ -39,7 +39,9 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     for overrides_file in Path(sweep_dir).glob("**/.hydra/overrides.yaml"):
         folder = overrides_file.parent.parent
         lines = yaml.safe_load(overrides_file.read_text()) or []
-        overrides = {line.split("=", 1)[0].lstrip("+~"): _value(line.split("=", 1)[1]) for line in lines if "=" in line}
+        overrides = {
+            line.split("=", 1)[0].lstrip("+~"): _value(line.split("=", 1)[1]) for line in lines if "=" in line
+        }
         results_file = folder / "results.json"
         results = json.loads(results_file.read_text()) if results_file.is_file() else None
         jobs.append(Job(folder, overrides, results))
@@ -52,12 +54,20 @@ def swept_keys(jobs: list[Job]) -> list[str]:
     for job in jobs:
         for key, value in job.overrides.items():
             keys.setdefault(key, set()).add(repr(value))
-    return [key for key, values in keys.items() if len(values) > 1 or any(key not in job.overrides for job in jobs)]
+    return [
+        key
+        for key, values in keys.items()
+        if len(values) > 1 or any(key not in job.overrides for job in jobs)
+    ]
 
 
 def ranked(jobs: list[Job], metric: str, maximize: bool = True) -> list[Job]:
     """Finished jobs that report `metric` as a finite number, best first."""
-    scored = [j for j in jobs if j.results and isinstance(j.results.get(metric), (int, float)) and math.isfinite(j.results[metric])]
+    scored = [
+        j
+        for j in jobs
+        if j.results and isinstance(j.results.get(metric), (int, float)) and math.isfinite(j.results[metric])
+    ]
     return sorted(scored, key=lambda job: job.results[metric], reverse=maximize)
 
 
@@ -70,10 +80,14 @@ def _cell(value: Any) -> str:
 def format_table(jobs: list[Job], keys: list[str], metric: str) -> str:
     """A fixed-width table: rank, job folder, metric, then one column per swept key."""
     header = ["rank", "job", metric, *keys]
-    rows = [[str(rank), job.folder.name, _cell(job.results[metric]), *(_cell(job.overrides.get(k)) for k in keys)]
-            for rank, job in enumerate(jobs, 1)]
+    rows = [
+        [str(rank), job.folder.name, _cell(job.results[metric]), *(_cell(job.overrides.get(k)) for k in keys)]
+        for rank, job in enumerate(jobs, 1)
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -87,7 +101,9 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
 
     columns = min(4, max(1, len(keys)))
     rows = math.ceil(max(1, len(keys)) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True
+    )
     best = jobs[0] if jobs else None
     for panel, key in zip(axes.flat, keys):
         values = [job.overrides.get(key) for job in jobs]
@@ -101,10 +117,17 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
             panel.set_xscale("log")
         panel.scatter(values, scores, s=22, alpha=0.8)
         if best is not None:
-            panel.scatter([values[0]], [scores[0]], marker="*", s=140, color="crimson", label=f"best ({best.folder.name})")
+            panel.scatter(
+                [values[0]],
+                [scores[0]],
+                marker="*",
+                s=140,
+                color="crimson",
+                label=f"best ({best.folder.name})",
+            )
         panel.set_xlabel(key, fontsize=8)
         panel.grid(alpha=0.3)
-    for panel in list(axes.flat)[len(keys):]:
+    for panel in list(axes.flat)[len(keys) :]:
         panel.set_visible(False)
     axes[0][0].set_ylabel(metric)
     if best is not None:
@@ -118,5 +141,8 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
 
 
 def write_json(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
-    rows = [{"job": job.folder.name, metric: job.results[metric], **{k: job.overrides.get(k) for k in keys}} for job in jobs]
+    rows = [
+        {"job": job.folder.name, metric: job.results[metric], **{k: job.overrides.get(k) for k in keys}}
+        for job in jobs
+    ]
     atomic_write_bytes(Path(path), (json.dumps(rows, indent=2) + "\n").encode())

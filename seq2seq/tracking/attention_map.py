@@ -29,7 +29,9 @@ def attention_weights(net: Seq2Seq, src_ids: list[int], tgt_ids: list[int]) -> t
     return torch.stack(rows).float().cpu()
 
 
-def heatmap_image(weights: torch.Tensor, src_pieces: list[str], tgt_pieces: list[str], title: str = "") -> np.ndarray:
+def heatmap_image(
+    weights: torch.Tensor, src_pieces: list[str], tgt_pieces: list[str], title: str = ""
+) -> np.ndarray:
     """(T, S) weights -> an RGB image (H, W, 3) uint8: target pieces down, source pieces across."""
     import matplotlib
 

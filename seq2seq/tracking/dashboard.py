@@ -35,9 +35,12 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def git_state(folder: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The commit the code runs from and whether the work tree has uncommitted changes (None outside git)."""
+
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
+            done = subprocess.run(
+                ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -53,7 +56,9 @@ def hydra_choices() -> dict[str, str]:
 
     if not HydraConfig.initialized():
         return {}
-    return {f"choices.{k}": v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
+    return {
+        f"choices.{k}": v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")
+    }
 
 
 class DashboardCallback(L.Callback):
@@ -114,7 +119,9 @@ def log_table(loggers: list[Logger], key: str, columns: list[str], rows: list, s
             logger.log_table(key, columns=columns, data=[list(row) for row in rows], step=step)
         elif isinstance(logger, TensorBoardLogger):
             header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-            body = "".join("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |\n" for row in rows)
+            body = "".join(
+                "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |\n" for row in rows
+            )
             logger.experiment.add_text(key, header + body, step)
 
 
@@ -138,7 +145,9 @@ def report_results(loggers: list[Logger], results: dict[str, Any], results_path:
             if getattr(logger, "log_best_model", False) and best:
                 import wandb
 
-                artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=json.loads(json.dumps(results, default=str)))
+                artifact = wandb.Artifact(
+                    f"model-{run.id}", type="model", metadata=json.loads(json.dumps(results, default=str))
+                )
                 artifact.add_file(best, name="best.ckpt")
                 run.log_artifact(artifact, aliases=["best", "latest"])
         elif isinstance(logger, TensorBoardLogger):

@@ -40,7 +40,9 @@ class RunWandbLogger(WandbLogger):
         if offline and os.environ.get("WANDB_MODE") not in ("offline", "dryrun", "disabled"):
             log.warning(
                 "W&B: no API key (WANDB_API_KEY or `wandb login`), so this run logs offline under %s/wandb; "
-                "upload it later with `wandb sync %s/wandb/offline-run-*`", kwargs.get("save_dir", "."), kwargs.get("save_dir", ".")
+                "upload it later with `wandb sync %s/wandb/offline-run-*`",
+                kwargs.get("save_dir", "."),
+                kwargs.get("save_dir", "."),
             )
         if kwargs.get("save_dir"):
             Path(kwargs["save_dir"]).mkdir(parents=True, exist_ok=True)

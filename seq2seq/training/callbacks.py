@@ -32,26 +32,40 @@ class PaddingMonitor(L.Callback):
         self.step_seconds = 0.0
         self._start = 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, batch_idx: int
+    ) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Batch, batch_idx: int
+    ) -> None:
         seconds = time.perf_counter() - self._start
         self.pad_tokens += batch.num_slots - batch.num_real_tokens
         self.all_tokens += batch.num_slots
         self.tgt_tokens += batch.num_tgt_tokens
         self.step_seconds += seconds
-        bucket = self._epoch_buckets.setdefault(bisect_left(self.bucket_edges, max(batch.src.size(1), batch.tgt_out.size(1))), [0, 0])
+        bucket = self._epoch_buckets.setdefault(
+            bisect_left(self.bucket_edges, max(batch.src.size(1), batch.tgt_out.size(1))), [0, 0]
+        )
         bucket[0] += batch.num_slots - batch.num_real_tokens
         bucket[1] += batch.num_slots
         pl_module.log_dict(
-            {"train/pad_fraction": batch.pad_fraction, "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9)},
+            {
+                "train/pad_fraction": batch.pad_fraction,
+                "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9),
+            },
             batch_size=len(batch),
         )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         buckets, self._epoch_buckets = self._epoch_buckets, {}
-        pl_module.log_dict({f"train/pad_fraction_bucket/{self.bucket_name(i)}": pad / total for i, (pad, total) in sorted(buckets.items())})
+        pl_module.log_dict(
+            {
+                f"train/pad_fraction_bucket/{self.bucket_name(i)}": pad / total
+                for i, (pad, total) in sorted(buckets.items())
+            }
+        )
 
     def state_dict(self) -> dict[str, Any]:
         # Run totals travel in checkpoints, so a resumed run reports the whole run's pad fraction.
@@ -64,7 +78,7 @@ class PaddingMonitor(L.Callback):
         self._epoch_buckets = {int(k): list(v) for k, v in state["epoch_buckets"].items()}
 
     def bucket_name(self, index: int) -> str:
-        """"1-8", "9-16", ..., "129+" for the default edges."""
+        """ "1-8", "9-16", ..., "129+" for the default edges."""
         low = 1 if index == 0 else self.bucket_edges[index - 1] + 1
         return f"{low}-{self.bucket_edges[index]}" if index < len(self.bucket_edges) else f"{low}+"
 

@@ -17,7 +17,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     out of memory, a full disk) would leave a truncated `last.ckpt` and nothing to resume from.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
         path = Path(path)

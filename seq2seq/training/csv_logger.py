@@ -27,7 +27,11 @@ class _ContinuingWriter(ExperimentWriter):
     def save(self) -> None:
         if self._earlier and self.metrics:
             first = min(int(row["step"]) for row in self.metrics)
-            kept = [row for row in self._earlier if row.get("step") not in (None, "") and int(float(row["step"])) < first]
+            kept = [
+                row
+                for row in self._earlier
+                if row.get("step") not in (None, "") and int(float(row["step"])) < first
+            ]
             self._earlier = []
             if kept:
                 self.metrics_keys = sorted(set().union(*kept))

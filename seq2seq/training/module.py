@@ -71,7 +71,9 @@ class Seq2SeqModule(L.LightningModule):
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config = run_config
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
-        self.last_samples: list[tuple[str, str, str]] = []  # (source, reference, hypothesis) of the last validation, corpus order
+        self.last_samples: list[
+            tuple[str, str, str]
+        ] = []  # (source, reference, hypothesis) of the last validation, corpus order
 
     def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced loss summed over the counted target tokens, and their number (the padding strategy decides which count)."""
@@ -135,10 +137,18 @@ class Seq2SeqModule(L.LightningModule):
 
     def _evaluation_step(self, batch: Batch) -> None:
         logits = self.net(batch)
-        nll, count = masked_cross_entropy(logits, batch.tgt_out, batch.tgt_mask)  # reported loss: real tokens only
+        nll, count = masked_cross_entropy(
+            logits, batch.tgt_out, batch.tgt_mask
+        )  # reported loss: real tokens only
         found = beam_search(  # beam_size=1 is greedy search
-            self.net, batch.src, batch.src_lengths, batch.src_mask, self.beam_size, alpha=self.alpha,
-            max_len_a=self.max_len_a, max_len_b=self.max_len_b,
+            self.net,
+            batch.src,
+            batch.src_lengths,
+            batch.src_mask,
+            self.beam_size,
+            alpha=self.alpha,
+            max_len_a=self.max_len_a,
+            max_len_b=self.max_len_b,
         )
         hypotheses = [best[0].tokens for best in found]
         self._eval.append((batch.indices.tolist(), hypotheses, float(nll), int(count)))
@@ -164,7 +174,10 @@ class Seq2SeqModule(L.LightningModule):
         text = self.trainer.datamodule.references(SPLIT_OF_STAGE[stage])
         references = [text.tgt[i] for i in indices]
         if stage == "val":
-            self.last_samples = [row[1:] for row in sorted(zip(indices, [text.src[i] for i in indices], references, hypotheses))]
+            self.last_samples = [
+                row[1:]
+                for row in sorted(zip(indices, [text.src[i] for i in indices], references, hypotheses))
+            ]
             self._print_samples()
         loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))
         metrics = {
@@ -196,7 +209,11 @@ class Seq2SeqModule(L.LightningModule):
         # Everything needed to rebuild the model and its tokenisation travels inside the checkpoint.
         vocabs = {}
         if self.vocabs is not None:
-            vocabs = {"src": self.vocabs.src.model_bytes, "tgt": self.vocabs.tgt.model_bytes, "joint": self.vocabs.joint}
+            vocabs = {
+                "src": self.vocabs.src.model_bytes,
+                "tgt": self.vocabs.tgt.model_bytes,
+                "joint": self.vocabs.joint,
+            }
         # Random states too: a run resumed from this checkpoint draws the dropout masks the uninterrupted run would.
         checkpoint["seq2seq"] = {"config": self.run_config, "vocabs": vocabs, "rng": rng_state()}
 

@@ -48,13 +48,19 @@ class PreemptionCheckpoint(L.Callback):
         self.received, self._stopping = None, None
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
-        log.info("on %s: checkpoint after the current step and exit %d", "/".join(s.name for s in self.signals), Preempted.exit_code)
+        log.info(
+            "on %s: checkpoint after the current step and exit %d",
+            "/".join(s.name for s in self.signals),
+            Preempted.exit_code,
+        )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
         self._stop_if_saved()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._stop_if_saved()
 
     def _stop_if_saved(self) -> None:
@@ -63,7 +69,9 @@ class PreemptionCheckpoint(L.Callback):
             message, self._stopping = self._stopping, None
             raise Preempted(message)
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._restore()
 
     def _restore(self) -> None:
@@ -71,7 +79,9 @@ class PreemptionCheckpoint(L.Callback):
             signal.signal(signum, handler)
         self._previous.clear()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         stop = self.received is not None and self._stopping is None
         if trainer.world_size > 1:  # every rank must stop at the same step, or the others wait forever
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -79,13 +89,22 @@ class PreemptionCheckpoint(L.Callback):
             return  # in the middle of gradient accumulation: stop after the optimizer step
         name = self.received.name if self.received else "a signal on another rank"
         log.warning("received %s: saving a checkpoint after step %d, then exiting", name, trainer.global_step)
-        path = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else trainer.default_root_dir) / "last.ckpt"
+        path = (
+            Path(
+                trainer.checkpoint_callback.dirpath
+                if trainer.checkpoint_callback
+                else trainer.default_root_dir
+            )
+            / "last.ckpt"
+        )
         trainer.save_checkpoint(path)
         if trainer.is_global_zero and self.requeue and os.environ.get("SLURM_JOB_ID"):
             array = os.environ.get("SLURM_ARRAY_JOB_ID")
             job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
-            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-            log.warning("scontrol requeue %s: %s", job, "done" if done.returncode == 0 else done.stderr.strip())
+            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+            log.warning(
+                "scontrol requeue %s: %s", job, "done" if done.returncode == 0 else done.stderr.strip()
+            )
         self._stopping = (
             f"Stopped by {name} after step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); "
             f"the state is saved in {path}. Resume with the same command plus resume=true (same hydra.run.dir), "

@@ -18,7 +18,9 @@ def checkpoint_to_resume(ckpt_path: str | None, resume: bool, checkpoint_dir: Pa
     """
     if ckpt_path and ckpt_path != "last":
         if not Path(ckpt_path).is_file():
-            raise CheckpointError(f"ckpt_path={ckpt_path}: no such file. Pass a .ckpt from a run's checkpoints/ folder, or ckpt_path=last.")
+            raise CheckpointError(
+                f"ckpt_path={ckpt_path}: no such file. Pass a .ckpt from a run's checkpoints/ folder, or ckpt_path=last."
+            )
         return Path(ckpt_path)
     if ckpt_path != "last" and not resume:
         return None
@@ -44,7 +46,9 @@ def check_resumable(path: Path, vocabs: Vocabs) -> None:
     """Raises CheckpointError unless `path` is a readable checkpoint of ours trained with these vocabularies."""
     meta = read_checkpoint(path)["seq2seq"]
     saved = meta["vocabs"]
-    same = saved["src"] == vocabs.src.model_bytes and (saved["joint"] or saved["tgt"] == vocabs.tgt.model_bytes)
+    same = saved["src"] == vocabs.src.model_bytes and (
+        saved["joint"] or saved["tgt"] == vocabs.tgt.model_bytes
+    )
     if not same or bool(saved["joint"]) != vocabs.joint:
         raise CheckpointError(
             f"{path} was trained with other sentencepiece vocabularies than this run's data gives "

@@ -21,8 +21,14 @@ TINY_MODELS = {
 # One epoch of a small model: val BLEU ~65 in ~40 s. Sharp predictions matter: an untrained model emits
 # near-tied repetitions whose order float rounding can flip, which says nothing about padding.
 SMALL = [
-    "debug=tiny", "trainer.max_steps=-1", "test=false", "encoder.hidden_size=96", "decoder.hidden_size=128",
-    "model.net.embedding_dim=64", "model.optimizer.lr=0.005", "logger={}",
+    "debug=tiny",
+    "trainer.max_steps=-1",
+    "test=false",
+    "encoder.hidden_size=96",
+    "decoder.hidden_size=128",
+    "model.net.embedding_dim=64",
+    "model.optimizer.lr=0.005",
+    "logger={}",
 ]
 
 

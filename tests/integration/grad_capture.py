@@ -18,7 +18,13 @@ class GradCapture(L.Callback):
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == 1 and trainer.is_global_zero and not self.path.exists():
-            grads = {name: p.grad.detach().clone() for name, p in pl_module.named_parameters() if p.grad is not None}
+            grads = {
+                name: p.grad.detach().clone()
+                for name, p in pl_module.named_parameters()
+                if p.grad is not None
+            }
             torch.save(grads, self.path)

@@ -16,15 +16,33 @@ pytestmark = pytest.mark.slow
 
 def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
     """Runs a benchmark script as users do, from the repository root; it must succeed."""
-    done = subprocess.run([sys.executable, script, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, script, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done
 
 
 def test_pad_fraction_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "pad.json"
-    done = run_benchmark("benchmarks/pad_fraction.py", "--corpus", "bundled", "--limit", "600",
-               "--budget", "256", "--sentences", "8", "--out", str(out))
+    done = run_benchmark(
+        "benchmarks/pad_fraction.py",
+        "--corpus",
+        "bundled",
+        "--limit",
+        "600",
+        "--budget",
+        "256",
+        "--sentences",
+        "8",
+        "--out",
+        str(out),
+    )
     rows = json.loads(out.read_text())
     assert {row["method"] for row in rows} == {"random", "pool sort", "global sort", "ours"}
     assert len(rows) == 8 and all(0 <= row["pad_fraction"] < 1 for row in rows)
@@ -43,8 +61,21 @@ def test_drift_benchmark(tmp_path: Path) -> None:
 
 def test_throughput_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
-    run_benchmark("benchmarks/throughput.py", "--encoders", "gru", "--steps", "2", "--warmup", "1",
-                  "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
+    run_benchmark(
+        "benchmarks/throughput.py",
+        "--encoders",
+        "gru",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+    )
     (row,) = json.loads(out.read_text())
     assert row["bucketed"]["tokens_per_sec"] > 0 and row["random"]["tokens_per_sec"] > 0
     assert row["bucketed"]["pad_fraction"] < row["random"]["pad_fraction"]
@@ -52,17 +83,40 @@ def test_throughput_benchmark(tmp_path: Path) -> None:
 
 def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
     out = tmp_path / "padded.json"
-    run_benchmark("benchmarks/padded_eval.py", "--checkpoint", str(tiny_checkpoint("packing")),
-                  str(tiny_checkpoint("naive")), "--limit", "40", "--batch-size", "16", "--out", str(out))
-    exact, naive = json.loads(out.read_text())
+    run_benchmark(
+        "benchmarks/padded_eval.py",
+        "--checkpoint",
+        str(tiny_checkpoint("packing")),
+        str(tiny_checkpoint("naive")),
+        "--limit",
+        "40",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+    )
+    exact, _naive = json.loads(out.read_text())
     assert exact["pad_random"] > exact["pad_sorted"]
     assert exact["changed_lines"] == 0  # packing: the batch does not matter
 
 
 def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "cost.json"
-    run_benchmark("benchmarks/strategy_cost.py", "--encoders", "lstm", "--batches", "2", "--warmup", "1",
-                  "--threads", "1", "--overrides", "debug=tiny", "--out", str(out))
+    run_benchmark(
+        "benchmarks/strategy_cost.py",
+        "--encoders",
+        "lstm",
+        "--batches",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+    )
     rows = {row["strategy"]: row for row in json.loads(out.read_text())}
     assert set(rows) == {"naive", "masking", "packing", "state_reset"}
     assert rows["packing"]["forward_vs_packing"] == 1.0
@@ -71,8 +125,19 @@ def test_strategy_cost_benchmark(tmp_path: Path) -> None:
 
 def test_profile_step_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
-    run_benchmark("benchmarks/profile_step.py", "--steps", "2", "--warmup", "1", "--threads", "1",
-                  "--overrides", "debug=tiny", "--out", str(out))
+    run_benchmark(
+        "benchmarks/profile_step.py",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+    )
     profile = json.loads(out.read_text())
     assert set(profile["phases_ms"]) == {"collate", "forward", "backward"} and profile["step_ms"] > 0
     times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]
@@ -89,8 +154,18 @@ def test_plots_from_committed_results(tmp_path: Path) -> None:
 
 def test_components_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "components.json"
-    done = run_benchmark("benchmarks/components.py", "--rows", "default", "decoder/attention=none", "--epochs", "1",
-                         "--overrides", "debug=tiny", "--out", str(out))
+    done = run_benchmark(
+        "benchmarks/components.py",
+        "--rows",
+        "default",
+        "decoder/attention=none",
+        "--epochs",
+        "1",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+    )
     table = json.loads(out.read_text())
     assert table["epochs"] == 1 and set(table["rows"]) == {"default", "decoder/attention=none"}
     assert table["rows"]["decoder/attention=none"]["overrides"] == ["decoder/attention=none"]

@@ -33,21 +33,35 @@ TIMING_KEYS = {"train/tokens_per_sec", "wall_time_s", "best_checkpoint"}
 
 
 def train_command(run_dir: Path, cache_dir: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "train.py", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *overrides]
+    return [
+        sys.executable,
+        "train.py",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={cache_dir}",
+        *overrides,
+    ]
 
 
 def run_train(run_dir: Path, cache_dir: Path, *overrides: str, **kwargs) -> subprocess.CompletedProcess:
     command = train_command(run_dir, cache_dir, "debug=tiny", *overrides)
-    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, **kwargs, check=False
+    )
 
 
 def step_losses(run_dir: Path) -> dict[int, float]:
     with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        return {int(row["step"]): float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")}
+        return {
+            int(row["step"]): float(row["train/loss"])
+            for row in csv.DictReader(handle)
+            if row.get("train/loss")
+        }
 
 
 def results_without_timing(run_dir: Path) -> dict:
-    return {k: v for k, v in json.loads((run_dir / "results.json").read_text()).items() if k not in TIMING_KEYS}
+    return {
+        k: v for k, v in json.loads((run_dir / "results.json").read_text()).items() if k not in TIMING_KEYS
+    }
 
 
 def assert_nothing_written(run_dir: Path) -> None:
@@ -67,15 +81,29 @@ def one_paragraph(stderr: str, *fragments: str) -> str:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=lambda s: s.name)
-def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(signum: signal.Signals, tmp_path: Path, cache_dir: Path) -> None:
+def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(
+    signum: signal.Signals, tmp_path: Path, cache_dir: Path
+) -> None:
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    done = subprocess.run(train_command(whole, cache_dir, *LONG_TINY), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        train_command(whole, cache_dir, *LONG_TINY),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     log = tmp_path / "first.log"
     with log.open("w") as out:
-        first = subprocess.Popen(train_command(parts, cache_dir, *LONG_TINY), cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                 env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        first = subprocess.Popen(
+            train_command(parts, cache_dir, *LONG_TINY),
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        )
         while "checkpoint after the current step and exit" not in log.read_text():  # handlers are installed
             assert first.poll() is None, log.read_text()[-3000:]
             time.sleep(0.01)
@@ -87,8 +115,14 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(signum: signa
     assert (parts / "checkpoints" / "last.ckpt").is_file() and not (parts / "results.json").exists()
     assert not list((parts / "checkpoints").glob("*.tmp"))
 
-    resumed = subprocess.run(train_command(parts, cache_dir, *LONG_TINY, "resume=true"), cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        train_command(parts, cache_dir, *LONG_TINY, "resume=true"),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     # Step for step the same losses (exactly: same batches, same dropout masks, same optimizer state).
     assert step_losses(parts) == step_losses(whole)
@@ -108,21 +142,35 @@ def test_same_config_and_seed_give_identical_results(tmp_path: Path, cache_dir: 
 
 def test_largest_batch_probe_leaves_training_unchanged(tmp_path: Path, cache_dir: Path) -> None:
     for name, enabled in (("off", "false"), ("on", "true")):
-        done = run_train(tmp_path / name, cache_dir, "trainer.max_steps=10", f"callbacks.memory_probe.enabled={enabled}")
+        done = run_train(
+            tmp_path / name, cache_dir, "trainer.max_steps=10", f"callbacks.memory_probe.enabled={enabled}"
+        )
         assert done.returncode == 0, done.stderr[-3000:]
-    assert "largest training batch fits: 64 sentences, 2048 padded tokens" in (tmp_path / "on" / "train.log").read_text()
+    assert (
+        "largest training batch fits: 64 sentences, 2048 padded tokens"
+        in (tmp_path / "on" / "train.log").read_text()
+    )
     assert step_losses(tmp_path / "on") == step_losses(tmp_path / "off")
 
 
 def test_out_of_memory_shows_at_step_zero_with_the_budget_to_lower(tmp_path: Path, cache_dir: Path) -> None:
     """A real allocation failure: the address space is capped, and the whole corpus fits one token budget."""
+
     def cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (5 * 2**30, 5 * 2**30))
 
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, "callbacks.memory_probe.enabled=true", "data.max_tokens=1000000", preexec_fn=cap_memory)
+    done = run_train(
+        run_dir,
+        cache_dir,
+        "callbacks.memory_probe.enabled=true",
+        "data.max_tokens=1000000",
+        preexec_fn=cap_memory,
+    )
     assert done.returncode == OutOfMemoryAtStart.exit_code, done.stderr[-3000:]
-    one_paragraph(done.stderr, "The largest training batch", "does not fit in memory on cpu", "data.max_tokens=500000")
+    one_paragraph(
+        done.stderr, "The largest training batch", "does not fit in memory on cpu", "data.max_tokens=500000"
+    )
     assert_nothing_written(run_dir)
 
 
@@ -134,8 +182,13 @@ def test_non_finite_loss_stops_with_the_step_and_batch(tmp_path: Path, cache_dir
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, *DIVERGING)
     assert done.returncode == TrainingDiverged.exit_code, done.stderr[-3000:]
-    line = one_paragraph(done.stderr, "at step 1 (epoch 0, batch 1:", "training pairs, indices",
-                         "the last good checkpoint is none yet", "Lower model.optimizer.lr")
+    line = one_paragraph(
+        done.stderr,
+        "at step 1 (epoch 0, batch 1:",
+        "training pairs, indices",
+        "the last good checkpoint is none yet",
+        "Lower model.optimizer.lr",
+    )
     # lr=1e37 overflows the first update; whether the next loss is inf or nan depends on the CPU's kernels.
     assert re.search(r"The training loss became (nan|inf|-inf) at step 1 ", line), line
     assert not (run_dir / "results.json").exists() and not list(run_dir.glob("checkpoints/*"))
@@ -144,10 +197,19 @@ def test_non_finite_loss_stops_with_the_step_and_batch(tmp_path: Path, cache_dir
 
 def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path: Path, cache_dir: Path) -> None:
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, *DIVERGING, "+callbacks.model_checkpoint.every_n_train_steps=1",
-                     "callbacks.model_checkpoint.monitor=null")
+    done = run_train(
+        run_dir,
+        cache_dir,
+        *DIVERGING,
+        "+callbacks.model_checkpoint.every_n_train_steps=1",
+        "callbacks.model_checkpoint.monitor=null",
+    )
     assert done.returncode == TrainingDiverged.exit_code, done.stderr[-3000:]
-    line = one_paragraph(done.stderr, "The training loss became", f"the last good checkpoint is {run_dir}/checkpoints/last.ckpt")
+    line = one_paragraph(
+        done.stderr,
+        "The training loss became",
+        f"the last good checkpoint is {run_dir}/checkpoints/last.ckpt",
+    )
     step = int(line.split(" at step ")[1].split()[0])
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == step  # written after the last finite step, before the failing one
@@ -155,12 +217,18 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path: Path, cache_di
     assert not (run_dir / "results.json").exists()
 
 
-def bundled_corpus(folder: Path, edit: Callable[[str, str, list[str]], list[str] | bytes] | None = None) -> Path:
+def bundled_corpus(
+    folder: Path, edit: Callable[[str, str, list[str]], list[str] | bytes] | None = None
+) -> Path:
     """2,000/40/40 pairs of the bundled corpus as plain files DIR/{split}.{de,en}, optionally edited."""
     folder.mkdir()
     for split, size in (("train", 2000), ("valid", 40), ("test", 40)):
         for side, lang in (("src", "de"), ("tgt", "en")):
-            lines = gzip.open(PROJECT_ROOT / "data" / "bundled" / f"{split}.{side}.gz", "rt").read().splitlines()[:size]
+            lines = (
+                gzip.decompress((PROJECT_ROOT / "data" / "bundled" / f"{split}.{side}.gz").read_bytes())
+                .decode()
+                .splitlines()[:size]
+            )
             content = edit(split, lang, lines) if edit else lines
             path = folder / f"{split}.{lang}"
             path.write_bytes(content if isinstance(content, bytes) else ("\n".join(content) + "\n").encode())
@@ -168,7 +236,13 @@ def bundled_corpus(folder: Path, edit: Callable[[str, str, list[str]], list[str]
 
 
 def corpus_overrides(folder: Path) -> list[str]:
-    return ["data=parallel", f"data.path={folder}", "data.src_lang=de", "data.tgt_lang=en", "data.vocab.vocab_size=300"]
+    return [
+        "data=parallel",
+        f"data.path={folder}",
+        "data.src_lang=de",
+        "data.tgt_lang=en",
+        "data.vocab.vocab_size=300",
+    ]
 
 
 def drop_last_target_line(split: str, lang: str, lines: list[str]) -> list[str]:
@@ -176,7 +250,10 @@ def drop_last_target_line(split: str, lang: str, lines: list[str]) -> list[str]:
 
 
 def empty_lines_4_and_9(split: str, lang: str, lines: list[str]) -> list[str]:
-    return ["" if (split, lang, i) in {("train", "de", 3), ("train", "en", 8)} else line for i, line in enumerate(lines)]
+    return [
+        "" if (split, lang, i) in {("train", "de", 3), ("train", "en", 8)} else line
+        for i, line in enumerate(lines)
+    ]
 
 
 def bad_utf8_line_7(split: str, lang: str, lines: list[str]) -> list[str] | bytes:
@@ -192,15 +269,25 @@ def empty_file(split: str, lang: str, lines: list[str]) -> list[str] | bytes:
 
 
 CORPUS_ERRORS = {
-    "line counts differ": (drop_last_target_line, [], ["Line counts differ:", "valid.de has 40 lines but", "valid.en has 39"]),
+    "line counts differ": (
+        drop_last_target_line,
+        [],
+        ["Line counts differ:", "valid.de has 40 lines but", "valid.en has 39"],
+    ),
     "empty corpus": (empty_file, [], ["Empty corpus:", "train.de and", "have no lines"]),
-    "empty lines as error": (empty_lines_4_and_9, ["data.empty_lines=error"], ["2 line(s) with an empty side (lines 4, 9)", "data.empty_lines=skip"]),
+    "empty lines as error": (
+        empty_lines_4_and_9,
+        ["data.empty_lines=error"],
+        ["2 line(s) with an empty side (lines 4, 9)", "data.empty_lines=skip"],
+    ),
     "invalid UTF-8": (bad_utf8_line_7, [], ["train.en, line 7: invalid UTF-8", "iconv"]),
 }
 
 
 @pytest.mark.parametrize("case", CORPUS_ERRORS, ids=lambda c: c.replace(" ", "_"))
-def test_bad_corpus_gives_one_paragraph_and_writes_nothing(case: str, tmp_path: Path, cache_dir: Path) -> None:
+def test_bad_corpus_gives_one_paragraph_and_writes_nothing(
+    case: str, tmp_path: Path, cache_dir: Path
+) -> None:
     edit, extra, fragments = CORPUS_ERRORS[case]
     corpus = bundled_corpus(tmp_path / "corpus", edit)
     run_dir = tmp_path / "run"
@@ -218,7 +305,9 @@ def test_missing_file_gives_one_paragraph_and_writes_nothing(tmp_path: Path, cac
     assert_nothing_written(run_dir)
 
 
-def test_empty_lines_are_skipped_and_long_pairs_dropped_or_truncated_with_counts(tmp_path: Path, cache_dir: Path) -> None:
+def test_empty_lines_are_skipped_and_long_pairs_dropped_or_truncated_with_counts(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     corpus = bundled_corpus(tmp_path / "corpus", empty_lines_4_and_9)
     dropped = run_train(tmp_path / "dropped", cache_dir, *corpus_overrides(corpus), "data.max_length=12")
     assert dropped.returncode == 0, dropped.stderr[-3000:]
@@ -226,20 +315,33 @@ def test_empty_lines_are_skipped_and_long_pairs_dropped_or_truncated_with_counts
     assert "train: skipped 2 pairs with an empty side (lines 4, 9 of" in log
     count = int(log.split("dropped ")[1].split()[0])
     assert 0 < count < 1998 and "longer than data.max_length=12" in log
-    cut = run_train(tmp_path / "cut", cache_dir, *corpus_overrides(corpus), "data.max_length=12", "data.too_long=truncate")
+    cut = run_train(
+        tmp_path / "cut", cache_dir, *corpus_overrides(corpus), "data.max_length=12", "data.too_long=truncate"
+    )
     assert cut.returncode == 0, cut.stderr[-3000:]
-    assert f"truncated {count} training pairs to data.max_length=12 tokens" in (tmp_path / "cut" / "train.log").read_text()
+    assert (
+        f"truncated {count} training pairs to data.max_length=12 tokens"
+        in (tmp_path / "cut" / "train.log").read_text()
+    )
 
 
 @pytest.mark.parametrize(
     "override,fragments",
     [
-        ("encoder=lstmm", ["Could not find 'encoder/lstmm'", "Available options", "attention", "gru", "lstm"]),
-        ("encoder.hidden_sizee=8", ["Could not override 'encoder.hidden_sizee'", "Key 'hidden_sizee' is not in struct"]),
+        (
+            "encoder=lstmm",
+            ["Could not find 'encoder/lstmm'", "Available options", "attention", "gru", "lstm"],
+        ),
+        (
+            "encoder.hidden_sizee=8",
+            ["Could not override 'encoder.hidden_sizee'", "Key 'hidden_sizee' is not in struct"],
+        ),
         ("data.too_long=cut", ["data.too_long='cut' is not an option: use one of drop, truncate"]),
     ],
 )
-def test_bad_config_names_the_key_and_the_choices(override: str, fragments: list[str], tmp_path: Path, cache_dir: Path) -> None:
+def test_bad_config_names_the_key_and_the_choices(
+    override: str, fragments: list[str], tmp_path: Path, cache_dir: Path
+) -> None:
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, override)
     assert done.returncode != 0 and "Traceback" not in done.stderr
@@ -256,9 +358,13 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> P
     return run_dir
 
 
-def test_resume_refuses_a_checkpoint_of_other_vocabularies(finished_run: Path, tmp_path: Path, cache_dir: Path) -> None:
+def test_resume_refuses_a_checkpoint_of_other_vocabularies(
+    finished_run: Path, tmp_path: Path, cache_dir: Path
+) -> None:
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, f"ckpt_path={finished_run}/checkpoints/last.ckpt", "data.vocab.vocab_size=400")
+    done = run_train(
+        run_dir, cache_dir, f"ckpt_path={finished_run}/checkpoints/last.ckpt", "data.vocab.vocab_size=400"
+    )
     assert done.returncode == InputError.exit_code, done.stderr[-3000:]
     one_paragraph(done.stderr, "was trained with other sentencepiece vocabularies", "its config.yaml")
     assert_nothing_written(run_dir)
@@ -278,7 +384,9 @@ def test_ckpt_path_last_without_a_checkpoint_says_where_to_resume(tmp_path: Path
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, "ckpt_path=last")
     assert done.returncode == InputError.exit_code
-    one_paragraph(done.stderr, f"ckpt_path=last: there is no {run_dir}/checkpoints/last.ckpt", "hydra.run.dir=")
+    one_paragraph(
+        done.stderr, f"ckpt_path=last: there is no {run_dir}/checkpoints/last.ckpt", "hydra.run.dir="
+    )
     assert_nothing_written(run_dir)
 
 

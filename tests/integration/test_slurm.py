@@ -25,38 +25,69 @@ from seq2seq.config import PROJECT_ROOT
 def cluster_is_up() -> bool:
     if shutil.which("sinfo") is None:
         return False
-    done = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False, timeout=30)
+    done = subprocess.run(
+        ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False, timeout=30
+    )
     return done.returncode == 0 and any(state in done.stdout for state in ("idle", "mixed", "allocated"))
 
 
 # CI starts a cluster and sets SEQ2SEQ_REQUIRE_SLURM, so that a cluster that did not come up fails instead of skipping.
 REQUIRED = os.environ.get("SEQ2SEQ_REQUIRE_SLURM") == "1"
 pytestmark = [
-    pytest.mark.slow, pytest.mark.slurm,
-    pytest.mark.skipif(not REQUIRED and not cluster_is_up(), reason="no SLURM cluster (scripts/slurm/local_cluster.sh start)"),
+    pytest.mark.slow,
+    pytest.mark.slurm,
+    pytest.mark.skipif(
+        not REQUIRED and not cluster_is_up(), reason="no SLURM cluster (scripts/slurm/local_cluster.sh start)"
+    ),
 ]
 
 # One CPU and a thread each, so that the jobs of a sweep share the node instead of fighting over it.
-SMALL_JOB = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15", "debug=tiny"]
+SMALL_JOB = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.timeout_min=15",
+    "debug=tiny",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def sweep_command(sweep_dir: Path, cache_dir: Path, name: str, *overrides: str) -> list[str]:
-    return [sys.executable, "train.py", "-m", *SMALL_JOB, f"hydra.launcher.name={name}", f"hydra.sweep.dir={sweep_dir}",
-            f"paths.cache_dir={cache_dir}", *overrides]
+    return [
+        sys.executable,
+        "train.py",
+        "-m",
+        *SMALL_JOB,
+        f"hydra.launcher.name={name}",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"paths.cache_dir={cache_dir}",
+        *overrides,
+    ]
 
 
 def job_states(name: str) -> dict[str, str]:
     """Job id -> state, from SLURM's accounting, of the jobs named `name`."""
-    done = subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State", "--name", name], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State", "--name", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return dict(line.split("|", 1) for line in done.stdout.splitlines() if line)
 
 
 def test_a_two_job_sweep_trains_on_slurm(tmp_path: Path, cache_dir: Path) -> None:
     name = f"sweep-{uuid.uuid4().hex[:8]}"
     sweep_dir = tmp_path / "sweep"
-    done = subprocess.run(sweep_command(sweep_dir, cache_dir, name, "encoder=lstm,gru"), cwd=PROJECT_ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=1200, check=False)
+    done = subprocess.run(
+        sweep_command(sweep_dir, cache_dir, name, "encoder=lstm,gru"),
+        cwd=PROJECT_ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for job in ("0", "1"):
         results = json.loads((sweep_dir / job / "results.json").read_text())
@@ -69,18 +100,29 @@ def test_a_two_job_sweep_trains_on_slurm(tmp_path: Path, cache_dir: Path) -> Non
 
 def test_a_cancelled_job_is_reported_as_failed_not_waited_for(tmp_path: Path, cache_dir: Path) -> None:
     name = f"cancel-{uuid.uuid4().hex[:8]}"
-    command = sweep_command(tmp_path / "sweep", cache_dir, name, "trainer.max_steps=100000", "trainer.max_epochs=100")
-    launcher = subprocess.Popen(command, cwd=PROJECT_ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = sweep_command(
+        tmp_path / "sweep", cache_dir, name, "trainer.max_steps=100000", "trainer.max_epochs=100"
+    )
+    launcher = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 300
         job_id = ""
         while not job_id and time.monotonic() < deadline:
             time.sleep(2)
-            queue = subprocess.run(["squeue", "-h", "-n", name, "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True, check=True)
+            queue = subprocess.run(
+                ["squeue", "-h", "-n", name, "-t", "RUNNING", "-o", "%i"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             job_id = queue.stdout.strip()
         assert job_id, "the job never started running"
         subprocess.run(["scancel", job_id], check=True)
-        _, stderr = launcher.communicate(timeout=300)  # a launcher that cannot see the cancellation hangs here
+        _, stderr = launcher.communicate(
+            timeout=300
+        )  # a launcher that cannot see the cancellation hangs here
     finally:
         launcher.kill()
     assert launcher.returncode != 0
@@ -104,7 +146,9 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
         f"exec {sys.executable} train.py debug=tiny trainer.max_steps=300 data.max_tokens=256 test=false "
         f"hydra.run.dir={run_dir} paths.cache_dir={cache_dir} resume=true\n"
     )
-    job = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True).stdout.strip()
+    job = subprocess.run(
+        ["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     log = tmp_path / f"out-{job}.log"
 
     def logged(text: str) -> bool:
@@ -116,10 +160,22 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
         wait_for(lambda: logged(f"scontrol requeue {job}: done"), "the job to requeue itself", 120)
         assert logged("error: Stopped by SIGUSR1 after step")
         # SLURM holds a requeued job for a while (BeginTime); let it start now.
-        wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout,
-                 "the requeued job to pend", 60)
-        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True, check=False)
-        wait_for(lambda: job_states_by_id(job) in ("COMPLETED", "FAILED", "CANCELLED"), "the rerun to finish", 600)
+        wait_for(
+            lambda: (
+                "PENDING"
+                in subprocess.run(
+                    ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
+                ).stdout
+            ),
+            "the requeued job to pend",
+            60,
+        )
+        subprocess.run(
+            ["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True, check=False
+        )
+        wait_for(
+            lambda: job_states_by_id(job) in ("COMPLETED", "FAILED", "CANCELLED"), "the rerun to finish", 600
+        )
     finally:
         subprocess.run(["scancel", job], check=False)
     assert job_states_by_id(job) == "COMPLETED", log.read_text()[-3000:]
@@ -131,7 +187,9 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
 
 
 def job_states_by_id(job: str) -> str:
-    done = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True, check=True
+    )
     return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
 
 
@@ -140,16 +198,45 @@ def test_a_slurm_array_prepares_shards_that_merge_into_the_corpus_training_maps(
     data = ["data=bundled", f"paths.cache_dir={tmp_path / 'cache'}"]
     preprocess = [sys.executable, "-m", "seq2seq.cli.preprocess", *data, "--workers", "1"]
     shard_job = f"cd {PROJECT_ROOT} && {' '.join(preprocess)} --shard $SLURM_ARRAY_TASK_ID/2"
-    done = subprocess.run(["sbatch", "--array=0-1", "--wait", "--cpus-per-task=1", "--mem=2G", f"--job-name=shards-{uuid.uuid4().hex[:8]}",
-                           f"--output={tmp_path}/shard-%a.log", "--wrap", shard_job], env=ENV, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [
+            "sbatch",
+            "--array=0-1",
+            "--wait",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            f"--job-name=shards-{uuid.uuid4().hex[:8]}",
+            f"--output={tmp_path}/shard-%a.log",
+            "--wrap",
+            shard_job,
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     logs = "".join(path.read_text() for path in sorted(tmp_path.glob("shard-*.log")))
     assert done.returncode == 0, done.stderr + logs[-3000:]
-    merged = subprocess.run([*preprocess, "--merge", "2"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    merged = subprocess.run(
+        [*preprocess, "--merge", "2"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert merged.returncode == 0, merged.stderr[-3000:]
-    summary = json.loads(merged.stdout[merged.stdout.index("{"):])
+    summary = json.loads(merged.stdout[merged.stdout.index("{") :])
     assert summary["prepared_now"] and summary["pairs"] == {"train": 30000, "valid": 500, "test": 1000}
     run_dir = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "train.py", "debug=tiny", *data, f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=600, check=False)
+    trained = subprocess.run(
+        [sys.executable, "train.py", "debug=tiny", *data, f"hydra.run.dir={run_dir}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert f"mapping the corpus prepared in {summary['folder']}" in (run_dir / "train.log").read_text()

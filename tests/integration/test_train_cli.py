@@ -23,14 +23,32 @@ pytestmark = pytest.mark.slow
 ENCODERS = ["lstm", "gru", "attention"]
 STRATEGIES = ["naive", "masking", "packing", "state_reset"]
 RESULT_KEYS = {
-    "val/loss", "val/bleu", "test/bleu", "test/exact_match", "train/pad_fraction",
-    "train/tokens_per_sec", "steps", "wall_time_s", "best_checkpoint",
+    "val/loss",
+    "val/bleu",
+    "test/bleu",
+    "test/exact_match",
+    "train/pad_fraction",
+    "train/tokens_per_sec",
+    "steps",
+    "wall_time_s",
+    "best_checkpoint",
 }
 
 
-def run_train(run_dir: Path, cache_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "train.py", "debug=tiny", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}", *overrides]
-    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
+def run_train(
+    run_dir: Path, cache_dir: Path, *overrides: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "train.py",
+        "debug=tiny",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={cache_dir}",
+        *overrides,
+    ]
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env, check=False
+    )
 
 
 def read_results(run_dir: Path) -> dict:
@@ -44,7 +62,9 @@ def read_results(run_dir: Path) -> dict:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("encoder", ENCODERS)
-def test_every_encoder_and_strategy_trains_and_reports(encoder: str, strategy: str, tmp_path: Path, cache_dir: Path) -> None:
+def test_every_encoder_and_strategy_trains_and_reports(
+    encoder: str, strategy: str, tmp_path: Path, cache_dir: Path
+) -> None:
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, f"encoder={encoder}", f"strategy={strategy}")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -78,21 +98,40 @@ def test_own_parallel_files_plain_and_gzipped(tmp_path: Path, cache_dir: Path) -
     bundled = PROJECT_ROOT / "data" / "bundled"
     for split, size in (("train", 2000), ("valid", 40), ("test", 40)):
         for side, lang in (("src", "de"), ("tgt", "en")):
-            lines = gzip.open(bundled / f"{split}.{side}.gz", "rt").read().splitlines()[:size]
+            lines = (
+                gzip.decompress((bundled / f"{split}.{side}.gz").read_bytes()).decode().splitlines()[:size]
+            )
             target = corpus / f"{split}.{lang}"
             if side == "src":
                 target.write_text("\n".join(lines) + "\n")
             else:
-                target.with_name(target.name + ".gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+                target.with_name(target.name + ".gz").write_bytes(
+                    gzip.compress(("\n".join(lines) + "\n").encode())
+                )
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, "data=parallel", f"data.path={corpus}", "data.src_lang=de", "data.tgt_lang=en", "data.vocab.vocab_size=300")
+    done = run_train(
+        run_dir,
+        cache_dir,
+        "data=parallel",
+        f"data.path={corpus}",
+        "data.src_lang=de",
+        "data.tgt_lang=en",
+        "data.vocab.vocab_size=300",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     read_results(run_dir)
 
 
 def test_missing_corpus_gives_one_clear_error(tmp_path: Path, cache_dir: Path) -> None:
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, "data=parallel", f"data.path={tmp_path / 'nowhere'}", "data.src_lang=de", "data.tgt_lang=en")
+    done = run_train(
+        run_dir,
+        cache_dir,
+        "data=parallel",
+        f"data.path={tmp_path / 'nowhere'}",
+        "data.src_lang=de",
+        "data.tgt_lang=en",
+    )
     assert done.returncode != 0
     assert "Missing corpus file" in done.stderr and "train.de" in done.stderr
     assert not (run_dir / "results.json").exists()
@@ -101,37 +140,55 @@ def test_missing_corpus_gives_one_clear_error(tmp_path: Path, cache_dir: Path) -
 # Dropout off (ranks draw other dropout masks than one process does) and no clipping, so that the
 # captured gradients can be compared with a reference computed here. Random batches: their real token
 # counts differ a lot (554 and 702 in the first two), so a mean of per-rank means is far off (1e-3).
-SAME_BATCHES = ["decoder.dropout=0", "trainer.gradient_clip_val=0", "trainer.max_steps=4", "trainer.limit_val_batches=4",
-                "data.bucketing=false"]
+SAME_BATCHES = [
+    "decoder.dropout=0",
+    "trainer.gradient_clip_val=0",
+    "trainer.max_steps=4",
+    "trainer.limit_val_batches=4",
+    "data.bucketing=false",
+]
 
 
 def capture_grads(path: Path) -> list[str]:
-    return ["+callbacks.grad_capture._target_=grad_capture.GradCapture", f"+callbacks.grad_capture.path={path}"]
+    return [
+        "+callbacks.grad_capture._target_=grad_capture.GradCapture",
+        f"+callbacks.grad_capture.path={path}",
+    ]
 
 
 def reference_grads(cfg) -> dict[str, torch.Tensor]:
     """The first step's gradient computed directly: both batches' summed losses over their total target tokens."""
-    L.seed_everything(cfg.seed, workers=True)  # the same sequence as seq2seq.train.train, so the same initial weights
+    L.seed_everything(
+        cfg.seed, workers=True
+    )  # the same sequence as seq2seq.train.train, so the same initial weights
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
     module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs).train()
-    first_two = list(itertools.islice(datamodule.train_dataloader(), 2))  # one replica: batches 0 and 1 of epoch 0
+    first_two = list(
+        itertools.islice(datamodule.train_dataloader(), 2)
+    )  # one replica: batches 0 and 1 of epoch 0
     sums, counts = zip(*(module.token_loss(batch) for batch in first_two), strict=True)
     (sum(sums) / sum(counts)).backward()
     return {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
 
 
-def test_two_ddp_ranks_give_the_gradient_of_their_batches_together(tmp_path: Path, cache_dir: Path, compose_config) -> None:
+def test_two_ddp_ranks_give_the_gradient_of_their_batches_together(
+    tmp_path: Path, cache_dir: Path, compose_config
+) -> None:
     """`device=ddp` on two gloo CPU processes: rank r trains on batches r, r+2, ... The first step's gradient
     must be that of both batches' summed loss over their total real target tokens (a mean of per-rank means
     weighs a short batch's tokens more), and it must equal one process accumulating the same two batches;
     so must the validation loss after 4 steps."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    for run_dir, overrides in ((ddp, ["device=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]),
-                               (single, ["trainer.accumulate_grad_batches=2"])):
-        done = run_train(run_dir, cache_dir, *SAME_BATCHES, *overrides, *capture_grads(run_dir / "grads.pt"), env=env)
+    for run_dir, overrides in (
+        (ddp, ["device=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]),
+        (single, ["trainer.accumulate_grad_batches=2"]),
+    ):
+        done = run_train(
+            run_dir, cache_dir, *SAME_BATCHES, *overrides, *capture_grads(run_dir / "grads.pt"), env=env
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     ddp_results, single_results = read_results(ddp), read_results(single)
     assert ddp_results["steps"] == single_results["steps"] == 4
@@ -141,16 +198,38 @@ def test_two_ddp_ranks_give_the_gradient_of_their_batches_together(tmp_path: Pat
         grads = torch.load(run_dir / "grads.pt")
         assert grads.keys() == expected.keys()
         for name, grad in grads.items():
-            torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=1e-4, msg=f"{run_dir.name}: {name}")
+            torch.testing.assert_close(
+                grad, expected[name], atol=1e-6, rtol=1e-4, msg=f"{run_dir.name}: {name}"
+            )
 
 
 def test_torchrun_launches_the_same_ddp_run(tmp_path: Path, cache_dir: Path) -> None:
     """torchrun starts the ranks itself; Lightning joins them instead of spawning its own. Every rank
     must write into one run directory, so `hydra.run.dir` is given (the default has a timestamp)."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "debug=tiny",
-               "device=ddp", "trainer.devices=2", "trainer.accelerator=cpu", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache_dir}"]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+        "debug=tiny",
+        "device=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={cache_dir}",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert read_results(run_dir)["steps"] == 5
 
@@ -158,17 +237,30 @@ def test_torchrun_launches_the_same_ddp_run(tmp_path: Path, cache_dir: Path) -> 
 def test_compile_trains_and_keeps_checkpoints_loadable(tmp_path: Path, cache_dir: Path) -> None:
     """`compile=true` compiles the network in place: training runs and the checkpoint's parameter names are the plain ones."""
     run_dir = tmp_path / "run"
-    done = run_train(run_dir, cache_dir, "compile=true", "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
+    done = run_train(
+        run_dir,
+        cache_dir,
+        "compile=true",
+        "trainer.max_steps=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = read_results(run_dir)
     state = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
     assert state and not any("_orig_mod" in name for name in state)
 
 
-def test_any_trainer_argument_is_set_without_a_plus_and_the_console_stays_quiet(tmp_path: Path, cache_dir: Path) -> None:
+def test_any_trainer_argument_is_set_without_a_plus_and_the_console_stays_quiet(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     run_dir = tmp_path / "run"
     done = run_train(
-        run_dir, cache_dir, "trainer.max_time=00:00:30:00", "trainer.limit_val_batches=1", "trainer.min_steps=2",
+        run_dir,
+        cache_dir,
+        "trainer.max_time=00:00:30:00",
+        "trainer.limit_val_batches=1",
+        "trainer.min_steps=2",
         "trainer.enable_progress_bar=false",
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -182,8 +274,12 @@ def test_any_trainer_argument_is_set_without_a_plus_and_the_console_stays_quiet(
 CALLBACKS = list(OmegaConf.load(PROJECT_ROOT / "conf" / "callbacks" / "default.yaml"))
 
 
-@pytest.mark.parametrize("switch", [f"callbacks.{name}=null" for name in CALLBACKS] + ["logger=none", "~logger", "~callbacks"])
-def test_each_callback_and_the_logger_switch_off_with_null(switch: str, tmp_path: Path, cache_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "switch", [f"callbacks.{name}=null" for name in CALLBACKS] + ["logger=none", "~logger", "~callbacks"]
+)
+def test_each_callback_and_the_logger_switch_off_with_null(
+    switch: str, tmp_path: Path, cache_dir: Path
+) -> None:
     run_dir = tmp_path / "run"
     done = run_train(run_dir, cache_dir, switch)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -192,12 +288,16 @@ def test_each_callback_and_the_logger_switch_off_with_null(switch: str, tmp_path
     checkpoints_off = switch in ("callbacks.model_checkpoint=null", "~callbacks")
     assert (run_dir / "checkpoints").exists() != checkpoints_off
     assert (results["best_checkpoint"] is None) == checkpoints_off
-    assert ("train/pad_fraction" in results) == (switch not in ("callbacks.padding_monitor=null", "~callbacks"))
+    assert ("train/pad_fraction" in results) == (
+        switch not in ("callbacks.padding_monitor=null", "~callbacks")
+    )
 
 
 def test_resuming_without_checkpoints_says_why_in_one_line(tmp_path: Path, cache_dir: Path) -> None:
     done = run_train(tmp_path / "run", cache_dir, "callbacks.model_checkpoint=null", "resume=true")
     assert done.returncode != 0
     error = done.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: resume=true resumes from this run's last.ckpt, but callbacks.model_checkpoint=null")
+    assert error.startswith(
+        "error: resume=true resumes from this run's last.ckpt, but callbacks.model_checkpoint=null"
+    )
     assert "Traceback" not in done.stderr

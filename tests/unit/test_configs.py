@@ -31,7 +31,16 @@ TINY = ["debug=tiny"]
 
 def test_every_group_is_found() -> None:
     groups = {group for group, _ in OPTIONS}
-    assert {"encoder", "decoder", "decoder/attention", "decoder/init", "strategy", "device", "data", "model"} <= groups
+    assert {
+        "encoder",
+        "decoder",
+        "decoder/attention",
+        "decoder/init",
+        "strategy",
+        "device",
+        "data",
+        "model",
+    } <= groups
 
 
 def build_module(cfg) -> Seq2SeqModule:
@@ -42,7 +51,11 @@ def build_module(cfg) -> Seq2SeqModule:
 def test_option_composes_and_instantiates(group: str, option: str, compose_config) -> None:
     overrides = [f"{group}={option}"]
     if group == "data" and option == "parallel":
-        overrides += [f"data.path={CONFIG_DIR.parent / 'data' / 'bundled'}", "data.src_lang=src", "data.tgt_lang=tgt"]
+        overrides += [
+            f"data.path={CONFIG_DIR.parent / 'data' / 'bundled'}",
+            "data.src_lang=src",
+            "data.tgt_lang=tgt",
+        ]
     if group == "decoder/attention" and option == "dot":
         overrides += ["decoder.hidden_size=32"]  # the tiny bi-LSTM's memory: 2 x 16
     cfg = compose_config(TINY + overrides)
@@ -69,7 +82,16 @@ def test_unknown_group_option_lists_the_choices(compose_config) -> None:
 
 
 def test_model_components_follow_the_config(compose_config) -> None:
-    cfg = compose_config(TINY + ["encoder=gru", "decoder=gru", "decoder/attention=bahdanau", "decoder/init=learned", "strategy=state_reset"])
+    cfg = compose_config(
+        TINY
+        + [
+            "encoder=gru",
+            "decoder=gru",
+            "decoder/attention=bahdanau",
+            "decoder/init=learned",
+            "strategy=state_reset",
+        ]
+    )
     net = build_module(cfg).net
     assert isinstance(net.encoder.rnn, torch.nn.GRU) and net.encoder.rnn.bidirectional
     assert isinstance(net.decoder.rnn, torch.nn.GRU)

@@ -11,9 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -22,14 +22,14 @@ CI = (PROJECT_ROOT / ".ci" / "run").read_text()
 
 
 def arg(name: str) -> str:
-    match = re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE, flags=re.M)
+    match = re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE, flags=re.MULTILINE)
     assert match, f"Dockerfile has no default for ARG {name}"
     return match.group(1)
 
 
 def test_base_python_is_the_one_ci_runs_and_pyproject_allows() -> None:
     python = arg("PYTHON_VERSION")
-    assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim", DOCKERFILE, flags=re.M)
+    assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim", DOCKERFILE, flags=re.MULTILINE)
     assert python == f"{sys.version_info.major}.{sys.version_info.minor}"
     requires = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     minimum = tuple(int(x) for x in requires.removeprefix(">=").split("."))
@@ -46,7 +46,7 @@ def test_torch_is_pinned_as_in_ci_and_satisfies_pyproject() -> None:
 
 
 def test_project_install_is_the_ci_command_with_the_lock_file() -> None:
-    installs = re.findall(r"^RUN (python -m pip install .*)$", DOCKERFILE, flags=re.M)
+    installs = re.findall(r"^RUN (python -m pip install .*)$", DOCKERFILE, flags=re.MULTILINE)
     editable = re.compile(r'-e "?\.')
     project = [line for line in installs if editable.search(line)]
     assert len(project) == 1 and "-c requirements.lock" in project[0]
@@ -57,9 +57,9 @@ def test_project_install_is_the_ci_command_with_the_lock_file() -> None:
 
 
 def test_runs_as_non_root_with_train_py_as_entry_point() -> None:
-    users = re.findall(r"^USER (\S+)$", DOCKERFILE, flags=re.M)
+    users = re.findall(r"^USER (\S+)$", DOCKERFILE, flags=re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(r'^ENTRYPOINT \["python", "train.py"\]$', DOCKERFILE, flags=re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "train.py"\]$', DOCKERFILE, flags=re.MULTILINE)
 
 
 def test_dockerignore_keeps_corpora_outputs_and_runs_out() -> None:
@@ -71,5 +71,7 @@ def test_dockerignore_keeps_corpora_outputs_and_runs_out() -> None:
 
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed")
 def test_hadolint_is_clean() -> None:
-    done = subprocess.run(["hadolint", str(PROJECT_ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["hadolint", str(PROJECT_ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -7,6 +7,7 @@ read, tested or replaced without the other; a shared piece then belongs in a low
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 from seq2seq.config import PROJECT_ROOT
@@ -89,7 +90,7 @@ def test_no_cycle_between_packages() -> None:
         + " -> ".join(cycle)
         + ": "
         + "; ".join(
-            f"{a} -> {b} in {', '.join(sorted(set(found[(a, b)])))}" for a, b in zip(cycle, cycle[1:])
+            f"{a} -> {b} in {', '.join(sorted(set(found[(a, b)])))}" for a, b in itertools.pairwise(cycle)
         )
     )
 

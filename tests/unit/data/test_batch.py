@@ -31,8 +31,13 @@ def test_to_moves_every_tensor() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(pairs=st.lists(st.tuples(st.lists(st.integers(4, 50), max_size=12), st.lists(st.integers(4, 50), max_size=12)),
-                      min_size=1, max_size=6))
+@given(
+    pairs=st.lists(
+        st.tuples(st.lists(st.integers(4, 50), max_size=12), st.lists(st.integers(4, 50), max_size=12)),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_collate_keeps_every_token_and_pads_only_after_it(pairs) -> None:
     """Random length mixes, empty sequences, a batch of one: each row holds its tokens, then eos, then pads."""
     batch = collate([(i, src, tgt) for i, (src, tgt) in enumerate(pairs)])
@@ -40,7 +45,9 @@ def test_collate_keeps_every_token_and_pads_only_after_it(pairs) -> None:
         assert batch.src[row, : len(src) + 1].tolist() == src + [EOS_ID]
         assert batch.tgt_in[row, : len(tgt) + 1].tolist() == [BOS_ID] + tgt
         assert batch.tgt_out[row, : len(tgt) + 1].tolist() == tgt + [EOS_ID]
-        assert (batch.src[row, len(src) + 1 :] == PAD_ID).all() and (batch.tgt_out[row, len(tgt) + 1 :] == PAD_ID).all()
+        assert (batch.src[row, len(src) + 1 :] == PAD_ID).all() and (
+            batch.tgt_out[row, len(tgt) + 1 :] == PAD_ID
+        ).all()
     assert batch.src_lengths.tolist() == [len(s) + 1 for s, _ in pairs]
     assert batch.src_mask.sum(1).tolist() == batch.src_lengths.tolist()
     assert batch.tgt_mask.sum(1).tolist() == batch.tgt_lengths.tolist()

@@ -60,7 +60,11 @@ def test_lines_are_what_wc_counts_and_a_byte_order_mark_is_dropped(tmp_path: Pat
     path = tmp_path / ("train.de.gz" if gz else "train.de")
     path.write_bytes(gzip.compress(data) if gz else data)
     assert read_lines(path) == ["eins", "zwei\rdrei", "vier"]
-    assert list(iter_raw_pairs(path, path)) == [(b"eins", b"eins"), (b"zwei\rdrei", b"zwei\rdrei"), (b"vier", b"vier")]
+    assert list(iter_raw_pairs(path, path)) == [
+        (b"eins", b"eins"),
+        (b"zwei\rdrei", b"zwei\rdrei"),
+        (b"vier", b"vier"),
+    ]
 
 
 def test_streamed_pairs_of_unequal_files_end_in_the_line_count_error(tmp_path: Path) -> None:
@@ -71,7 +75,9 @@ def test_streamed_pairs_of_unequal_files_end_in_the_line_count_error(tmp_path: P
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_counting_and_skipping_lines_in_blocks_agree_with_reading_them(tmp_path: Path, gz: bool, monkeypatch) -> None:
+def test_counting_and_skipping_lines_in_blocks_agree_with_reading_them(
+    tmp_path: Path, gz: bool, monkeypatch
+) -> None:
     """Shards count lines in blocks (small ones put newlines at every edge) and skip to their first line."""
     monkeypatch.setattr(corpus_module, "BLOCK", 7)
     rng = random.Random(0)

@@ -54,12 +54,24 @@ def test_multi30k_checksum_mismatch_writes_nothing(tmp_path: Path) -> None:
 def iwslt14_archive(variant: str = "") -> bytes:
     """A tiny archive with the members and formats of fairseq's de-en.tgz."""
     members = {
-        "train.tags.de-en.de": "<url>http://ted.com</url>\n" + "".join(f"satz {i}{variant}\n" for i in range(1, 47)) + "<talkid>1</talkid>\n",
-        "train.tags.de-en.en": "<url>http://ted.com</url>\n" + "".join(f"sentence {i}{variant}\n" for i in range(1, 47)) + "<talkid>1</talkid>\n",
+        "train.tags.de-en.de": "<url>http://ted.com</url>\n"
+        + "".join(f"satz {i}{variant}\n" for i in range(1, 47))
+        + "<talkid>1</talkid>\n",
+        "train.tags.de-en.en": "<url>http://ted.com</url>\n"
+        + "".join(f"sentence {i}{variant}\n" for i in range(1, 47))
+        + "<talkid>1</talkid>\n",
     }
-    for name in ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012"]:
+    for name in [
+        "IWSLT14.TED.dev2010",
+        "IWSLT14.TEDX.dev2012",
+        "IWSLT14.TED.tst2010",
+        "IWSLT14.TED.tst2011",
+        "IWSLT14.TED.tst2012",
+    ]:
         for lang in ("de", "en"):
-            members[f"{name}.de-en.{lang}.xml"] = f'<doc>\n<seg id="1"> {name} {lang} &amp; mehr </seg>\n</doc>\n'
+            members[f"{name}.de-en.{lang}.xml"] = (
+                f'<doc>\n<seg id="1"> {name} {lang} &amp; mehr </seg>\n</doc>\n'
+            )
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, text in members.items():
@@ -92,7 +104,11 @@ def test_iwslt14_over_http_splits_like_fairseq_and_records_its_checksum(http_fol
     train, valid, test = (read_parallel(out, split, "de", "en") for split in ("train", "valid", "test"))
     assert valid.src == ["satz 23", "satz 46"] and valid.tgt == ["sentence 23", "sentence 46"]
     assert len(train) == 44 and "satz 23" not in train.src and not any(s.startswith("<") for s in train.src)
-    assert test.src[0] == "IWSLT14.TED.dev2010 de & mehr" and test.src[1].startswith("IWSLT14.TEDX.dev2012") and len(test) == 5
+    assert (
+        test.src[0] == "IWSLT14.TED.dev2010 de & mehr"
+        and test.src[1].startswith("IWSLT14.TEDX.dev2012")
+        and len(test) == 5
+    )
     recorded = (out / "SOURCE.sha256").read_text().split()[0]
     assert recorded == hashlib.sha256(iwslt14_archive()).hexdigest()
 
@@ -105,10 +121,31 @@ def test_iwslt14_over_http_splits_like_fairseq_and_records_its_checksum(http_fol
 def test_download_script_pins_a_checksum_and_reports_errors_in_one_line(tmp_path: Path) -> None:
     archive = tmp_path / "de-en.tgz"
     archive.write_bytes(iwslt14_archive())
-    script = [sys.executable, str(PROJECT_ROOT / "scripts" / "download_corpus.py"), "iwslt14", "--url", archive.as_uri()]
-    good = subprocess.run(script + ["--out", str(tmp_path / "ok"), "--sha256", hashlib.sha256(archive.read_bytes()).hexdigest()], capture_output=True, text=True)
+    script = [
+        sys.executable,
+        str(PROJECT_ROOT / "scripts" / "download_corpus.py"),
+        "iwslt14",
+        "--url",
+        archive.as_uri(),
+    ]
+    good = subprocess.run(
+        script
+        + ["--out", str(tmp_path / "ok"), "--sha256", hashlib.sha256(archive.read_bytes()).hexdigest()],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert good.returncode == 0, good.stderr
     assert "python train.py data=iwslt14" in good.stdout
-    bad = subprocess.run(script + ["--out", str(tmp_path / "bad"), "--sha256", "0" * 64], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: Checksum mismatch") and "Traceback" not in bad.stderr
+    bad = subprocess.run(
+        script + ["--out", str(tmp_path / "bad"), "--sha256", "0" * 64],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("error: Checksum mismatch")
+        and "Traceback" not in bad.stderr
+    )
     assert not list((tmp_path / "bad").glob("*.gz"))

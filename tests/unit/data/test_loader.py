@@ -12,7 +12,9 @@ from seq2seq.data.sampler import BucketBatchSampler
 
 def loader_over(lengths: list[int]) -> ResumableDataLoader:
     dataset = [(i, [5] * n, [6] * n) for i, n in enumerate(lengths)]
-    return ResumableDataLoader(dataset, batch_sampler=BucketBatchSampler(lengths, lengths, max_tokens=40, seed=1), collate_fn=collate)
+    return ResumableDataLoader(
+        dataset, batch_sampler=BucketBatchSampler(lengths, lengths, max_tokens=40, seed=1), collate_fn=collate
+    )
 
 
 @settings(max_examples=40, deadline=None)

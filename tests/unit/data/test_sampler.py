@@ -32,7 +32,9 @@ def test_every_index_once_per_epoch_and_budget_respected(pairs, max_tokens, buck
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(len(pairs)))
     for batch in batches:
-        assert len(batch) == 1 or cost(batch, src, tgt) <= max_tokens  # a lone overlong pair gets its own batch
+        assert (
+            len(batch) == 1 or cost(batch, src, tgt) <= max_tokens
+        )  # a lone overlong pair gets its own batch
     assert len(sampler) == len(batches)
 
 
@@ -81,12 +83,17 @@ def test_evaluation_order_is_fixed() -> None:
 @pytest.mark.parametrize("num_replicas", [2, 3])
 def test_ranks_get_disjoint_shards_of_equal_batch_count(num_replicas: int) -> None:
     src, tgt = lengths(1000)
-    shards = [list(BucketBatchSampler(src, tgt, max_tokens=300, seed=5, num_replicas=num_replicas, rank=r)) for r in range(num_replicas)]
+    shards = [
+        list(BucketBatchSampler(src, tgt, max_tokens=300, seed=5, num_replicas=num_replicas, rank=r))
+        for r in range(num_replicas)
+    ]
     assert len({len(shard) for shard in shards}) == 1
     seen = [i for shard in shards for batch in shard for i in batch]
     assert len(seen) == len(set(seen))
     whole = list(BucketBatchSampler(src, tgt, max_tokens=300, seed=5))
-    assert len(whole) - len(shards[0]) * num_replicas < num_replicas  # at most the uneven remainder is dropped
+    assert (
+        len(whole) - len(shards[0]) * num_replicas < num_replicas
+    )  # at most the uneven remainder is dropped
 
 
 def test_rejects_bad_settings() -> None:
@@ -105,10 +112,16 @@ def test_rejects_bad_settings() -> None:
     bucketing=st.booleans(),
     epoch=st.integers(0, 3),
 )
-def test_ranks_get_equal_disjoint_shares(pairs, max_tokens, max_sentences, replicas, bucketing, epoch) -> None:
+def test_ranks_get_equal_disjoint_shares(
+    pairs, max_tokens, max_sentences, replicas, bucketing, epoch
+) -> None:
     src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
-    samplers = [BucketBatchSampler(src, tgt, max_tokens, max_sentences, bucketing, seed=5, num_replicas=replicas, rank=r)
-                for r in range(replicas)]
+    samplers = [
+        BucketBatchSampler(
+            src, tgt, max_tokens, max_sentences, bucketing, seed=5, num_replicas=replicas, rank=r
+        )
+        for r in range(replicas)
+    ]
     whole = BucketBatchSampler(src, tgt, max_tokens, max_sentences, bucketing, seed=5)
     for sampler in [*samplers, whole]:
         sampler.set_epoch(epoch)
@@ -122,7 +135,9 @@ def test_ranks_get_equal_disjoint_shares(pairs, max_tokens, max_sentences, repli
 
 
 @settings(max_examples=40, deadline=None)
-@given(pairs=st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), min_size=1, max_size=80), data=st.data())
+@given(
+    pairs=st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), min_size=1, max_size=80), data=st.data()
+)
 def test_skip_first_resumes_the_same_epoch_order(pairs, data) -> None:
     src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
     sampler = BucketBatchSampler(src, tgt, max_tokens=60, seed=2)

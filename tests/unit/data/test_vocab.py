@@ -9,7 +9,12 @@ TGT = [f"the dog {i} sees the cat" for i in range(200)]
 def test_special_ids_are_fixed_and_text_round_trips(tmp_path: Path) -> None:
     vocabs = build_vocabs(SRC, TGT, tmp_path, vocab_size=60, model_type="bpe")
     processor = vocabs.src.processor
-    assert (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+    assert (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) == (
+        PAD_ID,
+        UNK_ID,
+        BOS_ID,
+        EOS_ID,
+    )
     ids = vocabs.tgt.encode(["the dog 7 sees the cat"])
     assert vocabs.tgt.decode([[BOS_ID] + ids[0] + [EOS_ID, PAD_ID]]) == ["the dog 7 sees the cat"]
 

@@ -15,7 +15,11 @@ def test_masked_keys_get_zero_weight_and_an_all_pad_row_gives_zeros_not_nan(dtyp
     assert (weights[1] == 0).all()
 
 
-@pytest.mark.parametrize("attention", [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)], ids=repr)
+@pytest.mark.parametrize(
+    "attention",
+    [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)],
+    ids=repr,
+)
 def test_context_ignores_masked_keys(attention) -> None:
     query, keys = torch.randn(2, 3, attention.query_size), torch.randn(2, 4, 7)
     mask = torch.tensor([[True, True, True, False], [True, False, False, False]])

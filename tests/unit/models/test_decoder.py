@@ -20,8 +20,15 @@ from seq2seq.models.state_init import BridgeInit
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, input_feeding) -> None:
     torch.manual_seed(0)
-    decoder = RecurrentDecoder(partial(rnn, num_layers=layers), input_size=5, hidden_size=7, memory_size=6,
-                               init=BridgeInit, attention=attention, input_feeding=input_feeding).eval()
+    decoder = RecurrentDecoder(
+        partial(rnn, num_layers=layers),
+        input_size=5,
+        hidden_size=7,
+        memory_size=6,
+        init=BridgeInit,
+        attention=attention,
+        input_feeding=input_feeding,
+    ).eval()
     memory = torch.randn(3, 4, 6)
     mask = torch.tensor([[True] * 4, [True, True, False, False], [True, False, False, False]])
     encoded = EncoderOutput(memory, torch.randn(3, 6), mask)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests_helpers import PAIRS, build
 
 from seq2seq.data.batch import collate
 from seq2seq.models.search import beam_search, greedy_search, length_penalty
 from seq2seq.padding import MaskingStrategy, PackingStrategy, StateResetStrategy
-from tests_helpers import PAIRS, build
 
 
-@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("attention", MaskingStrategy()), ("gru", StateResetStrategy())], ids=str)
+@pytest.mark.parametrize(
+    "encoder,strategy",
+    [("bilstm", PackingStrategy()), ("attention", MaskingStrategy()), ("gru", StateResetStrategy())],
+    ids=str,
+)
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_beam_size_one_is_greedy(encoder, strategy, input_feeding) -> None:
     model = build(encoder, strategy, input_feeding=input_feeding)
@@ -33,14 +37,20 @@ def test_beam_never_ranks_below_greedy(encoder, alpha) -> None:
     assert all(b[0].normalized >= g.score / p - 1e-5 for b, g, p in zip(beam, greedy, penalty))
 
 
-@pytest.mark.parametrize("encoder,strategy", [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+@pytest.mark.parametrize(
+    "encoder,strategy", [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str
+)
 def test_beam_output_and_scores_do_not_depend_on_the_batch(encoder, strategy) -> None:
     model = build(encoder, strategy, input_feeding=True)
     batch = collate(PAIRS)
-    together = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=4, n_best=4, alpha=0.6)
+    together = beam_search(
+        model, batch.src, batch.src_lengths, batch.src_mask, beam_size=4, n_best=4, alpha=0.6
+    )
     for pair, found in zip(PAIRS, together):
         single = collate([pair])
-        alone = beam_search(model, single.src, single.src_lengths, single.src_mask, beam_size=4, n_best=4, alpha=0.6)[0]
+        alone = beam_search(
+            model, single.src, single.src_lengths, single.src_mask, beam_size=4, n_best=4, alpha=0.6
+        )[0]
         assert [h.tokens for h in alone] == [h.tokens for h in found]
         assert [h.score for h in alone] == pytest.approx([h.score for h in found], abs=1e-4)
 
@@ -48,7 +58,17 @@ def test_beam_output_and_scores_do_not_depend_on_the_batch(encoder, strategy) ->
 def test_n_best_is_ranked_by_normalised_score_and_respects_the_length_limit() -> None:
     model = build("bilstm", PackingStrategy())
     batch = collate(PAIRS)
-    found = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=5, n_best=3, average=True, max_len_a=0.5, max_len_b=2)
+    found = beam_search(
+        model,
+        batch.src,
+        batch.src_lengths,
+        batch.src_mask,
+        beam_size=5,
+        n_best=3,
+        average=True,
+        max_len_a=0.5,
+        max_len_b=2,
+    )
     for hypotheses, source_length in zip(found, batch.src_lengths.tolist()):
         assert len(hypotheses) == 3
         assert [h.normalized for h in hypotheses] == sorted((h.normalized for h in hypotheses), reverse=True)
@@ -70,7 +90,11 @@ def test_n_best_cannot_exceed_the_beam() -> None:
         beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=2, n_best=3)
 
 
-@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+@pytest.mark.parametrize(
+    "encoder,strategy",
+    [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())],
+    ids=str,
+)
 def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
     model = build(encoder, strategy)
     batch = collate(PAIRS)
@@ -82,7 +106,11 @@ def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("encoder,strategy", [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str)
+@pytest.mark.parametrize(
+    "encoder,strategy",
+    [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())],
+    ids=str,
+)
 def test_search_on_cuda_in_bf16_matches_its_own_batch_of_one(encoder, strategy) -> None:
     model = build(encoder, strategy).cuda()
     batch = collate(PAIRS)

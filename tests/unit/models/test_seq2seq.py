@@ -25,15 +25,21 @@ def nll_alone_and_batched(model: Seq2Seq) -> tuple[torch.Tensor, torch.Tensor]:
     batch = collate(PAIRS)
     with torch.no_grad():
         batched = sentence_nll(model(batch), batch.tgt_out, batch.tgt_mask)
-        alone = torch.stack([sentence_nll(model(b), b.tgt_out, b.tgt_mask)[0] for b in (collate([p]) for p in PAIRS)])
+        alone = torch.stack(
+            [sentence_nll(model(b), b.tgt_out, b.tgt_mask)[0] for b in (collate([p]) for p in PAIRS)]
+        )
     return alone, batched
 
 
 @pytest.mark.parametrize("encoder,strategy", EXACT, ids=lambda v: repr(v) if not isinstance(v, str) else v)
 @pytest.mark.parametrize("attention", [LuongAttention, BahdanauAttention])
 @pytest.mark.parametrize("input_feeding", [False, True])
-def test_sentence_loss_is_the_same_alone_and_in_a_padded_batch(encoder, strategy, attention, input_feeding) -> None:
-    alone, batched = nll_alone_and_batched(build(encoder, strategy, attention=attention, input_feeding=input_feeding))
+def test_sentence_loss_is_the_same_alone_and_in_a_padded_batch(
+    encoder, strategy, attention, input_feeding
+) -> None:
+    alone, batched = nll_alone_and_batched(
+        build(encoder, strategy, attention=attention, input_feeding=input_feeding)
+    )
     assert torch.allclose(alone, batched, atol=1e-5)
 
 
@@ -49,7 +55,10 @@ def test_greedy_output_is_the_same_alone_and_in_a_batch(encoder, strategy, decod
     model = build(encoder, strategy, decoder_rnn=decoder_rnn, input_feeding=True)
     batch = collate(PAIRS)
     together = [h.tokens for h in greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)]
-    alone = [greedy_search(model, b.src, b.src_lengths, b.src_mask)[0].tokens for b in (collate([p]) for p in PAIRS)]
+    alone = [
+        greedy_search(model, b.src, b.src_lengths, b.src_mask)[0].tokens
+        for b in (collate([p]) for p in PAIRS)
+    ]
     assert together == alone
     assert all(len(h) <= 1.5 * n + 10 for h, n in zip(together, batch.src_lengths.tolist()))
 
@@ -65,13 +74,34 @@ def test_every_state_init_and_no_attention_train(init, decoder_rnn) -> None:
 
 
 def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
-    decoder = partial(RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention)
-    model = Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=6, share_embeddings=True, tie_embeddings=True)
+    decoder = partial(
+        RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention
+    )
+    model = Seq2Seq(
+        ENCODERS["gru"],
+        decoder,
+        PackingStrategy(),
+        VOCAB,
+        VOCAB,
+        embedding_dim=6,
+        share_embeddings=True,
+        tie_embeddings=True,
+    )
     assert model.generator.weight is model.tgt_embed.weight is model.src_embed.weight
     with pytest.raises(ValueError, match="tie_embeddings=true needs the decoder hidden size"):
-        Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=8, tie_embeddings=True)
+        Seq2Seq(
+            ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB, embedding_dim=8, tie_embeddings=True
+        )
     with pytest.raises(ValueError, match="share_embeddings=true needs a joint vocabulary"):
-        Seq2Seq(ENCODERS["gru"], decoder, PackingStrategy(), VOCAB, VOCAB + 1, embedding_dim=6, share_embeddings=True)
+        Seq2Seq(
+            ENCODERS["gru"],
+            decoder,
+            PackingStrategy(),
+            VOCAB,
+            VOCAB + 1,
+            embedding_dim=6,
+            share_embeddings=True,
+        )
 
 
 def with_empty_source_row(batch: Batch) -> Batch:
@@ -81,7 +111,9 @@ def with_empty_source_row(batch: Batch) -> Batch:
     return dataclasses.replace(batch, src=src, src_mask=mask, src_lengths=lengths)
 
 
-@pytest.mark.parametrize("strategy", [NaiveStrategy(), MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr)
+@pytest.mark.parametrize(
+    "strategy", [NaiveStrategy(), MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr
+)
 @pytest.mark.parametrize("encoder", ["bilstm", "gru", "attention"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("empty_row", [False, True], ids=["full", "all-pad-source-row"])

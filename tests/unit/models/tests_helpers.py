@@ -20,16 +20,36 @@ ENCODERS = {
     "gru": partial(RecurrentEncoder, partial(nn.GRU), hidden_size=8),
     "attention": partial(SelfAttentionEncoder, hidden_size=8, num_heads=2, num_layers=1, feedforward_size=16),
 }
-EXACT = [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("gru", MaskingStrategy()), ("attention", MaskingStrategy())]
-PAIRS = [(0, [5, 6, 7], [8, 9]), (1, [4] * 11, [9, 10, 11, 12, 13, 14, 15]), (2, [12], [13]), (3, [7, 8, 9, 10, 11, 12], [5, 6, 7])]
+EXACT = [
+    ("bilstm", PackingStrategy()),
+    ("bilstm", StateResetStrategy()),
+    ("gru", MaskingStrategy()),
+    ("attention", MaskingStrategy()),
+]
+PAIRS = [
+    (0, [5, 6, 7], [8, 9]),
+    (1, [4] * 11, [9, 10, 11, 12, 13, 14, 15]),
+    (2, [12], [13]),
+    (3, [7, 8, 9, 10, 11, 12], [5, 6, 7]),
+]
 
 
-def build(encoder: str, strategy, decoder_rnn=nn.LSTM, attention=LuongAttention, init=BridgeInit, input_feeding=False) -> Seq2Seq:
+def build(
+    encoder: str,
+    strategy,
+    decoder_rnn=nn.LSTM,
+    attention=LuongAttention,
+    init=BridgeInit,
+    input_feeding=False,
+) -> Seq2Seq:
     torch.manual_seed(0)
     decoder = partial(
-        RecurrentDecoder, partial(decoder_rnn), hidden_size=8, init=init,
-        attention=attention, input_feeding=input_feeding, dropout=0.2,
+        RecurrentDecoder,
+        partial(decoder_rnn),
+        hidden_size=8,
+        init=init,
+        attention=attention,
+        input_feeding=input_feeding,
+        dropout=0.2,
     )
     return Seq2Seq(ENCODERS[encoder], decoder, strategy, VOCAB, VOCAB, embedding_dim=6).eval()
-
-

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
-from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, PaddingStrategy, StateResetStrategy
+from seq2seq.padding import (
+    MaskingStrategy,
+    NaiveStrategy,
+    PackingStrategy,
+    PaddingStrategy,
+    StateResetStrategy,
+)
 from seq2seq.padding.strategy import lengths_mask
 
 EMBED = 6
@@ -26,7 +32,9 @@ def recurrent(rnn: type[nn.RNNBase], bidirectional: bool, strategy: PaddingStrat
 
 def self_attention(strategy: PaddingStrategy) -> nn.Module:
     torch.manual_seed(0)
-    return SelfAttentionEncoder(EMBED, strategy, hidden_size=8, num_heads=2, num_layers=2, feedforward_size=16).eval()
+    return SelfAttentionEncoder(
+        EMBED, strategy, hidden_size=8, num_heads=2, num_layers=2, feedforward_size=16
+    ).eval()
 
 
 def padded_batch(lengths: list[int], extra: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,7 +69,9 @@ batch_lengths = st.lists(st.integers(1, 12), min_size=1, max_size=5)
 @pytest.mark.parametrize("strategy", EXACT_FOR_EVERY_ENCODER, ids=repr)
 @settings(max_examples=15, deadline=None)
 @given(lengths=batch_lengths, extra=st.integers(0, 4))
-def test_exact_strategies_are_padding_invariant_for_rnns(rnn, bidirectional, strategy, lengths, extra) -> None:
+def test_exact_strategies_are_padding_invariant_for_rnns(
+    rnn, bidirectional, strategy, lengths, extra
+) -> None:
     assert max_drift(recurrent(rnn, bidirectional, strategy), lengths, extra) < 1e-5
 
 
@@ -105,7 +115,9 @@ def test_state_reset_is_exact_for_left_padding(rnn) -> None:
     with torch.no_grad():
         outputs, final = StateResetStrategy.run_masked(encoder.rnn, x, left_mask)
         for i, n in enumerate(lengths):
-            alone, alone_final = StateResetStrategy.run_masked(encoder.rnn, x[i : i + 1, steps - n :], torch.ones(1, n, dtype=torch.bool))
+            alone, alone_final = StateResetStrategy.run_masked(
+                encoder.rnn, x[i : i + 1, steps - n :], torch.ones(1, n, dtype=torch.bool)
+            )
             assert torch.allclose(outputs[i, steps - n :], alone[0], atol=1e-6)
             assert torch.allclose(final[i], alone_final[0], atol=1e-6)
             assert not outputs[i, : steps - n].any()  # pads stay zero

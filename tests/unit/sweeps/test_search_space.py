@@ -26,7 +26,11 @@ PARSER = OverridesParser.create()
 def test_sweep_becomes_distribution(line: str, expected) -> None:
     got = distribution_of(PARSER.parse_override(line))
     assert type(got) is type(expected)
-    assert got._asdict() == pytest.approx(expected._asdict()) if not isinstance(got, CategoricalDistribution) else got == expected
+    assert (
+        got._asdict() == pytest.approx(expected._asdict())
+        if not isinstance(got, CategoricalDistribution)
+        else got == expected
+    )
 
 
 def test_fixed_values_and_later_lines_win() -> None:

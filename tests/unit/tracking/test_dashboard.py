@@ -17,8 +17,18 @@ from tests.unit.models.tests_helpers import PAIRS, build
 
 
 def test_flatten_gives_one_dotted_key_per_leaf() -> None:
-    tree = {"encoder": {"hidden_size": 8, "rnn": {"num_layers": 2}}, "seed": 1, "tags": ["a", "b"], "empty": {}}
-    assert flatten(tree) == {"encoder.hidden_size": 8, "encoder.rnn.num_layers": 2, "seed": 1, "tags": ["a", "b"]}
+    tree = {
+        "encoder": {"hidden_size": 8, "rnn": {"num_layers": 2}},
+        "seed": 1,
+        "tags": ["a", "b"],
+        "empty": {},
+    }
+    assert flatten(tree) == {
+        "encoder.hidden_size": 8,
+        "encoder.rnn.num_layers": 2,
+        "seed": 1,
+        "tags": ["a", "b"],
+    }
 
 
 def test_git_state_names_the_commit_of_this_checkout() -> None:
@@ -46,7 +56,9 @@ def test_wandb_key_comes_from_env_or_netrc(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.parametrize("attention", ["luong", "bahdanau"])
 def test_attention_weights_are_a_distribution_over_the_source(attention: str) -> None:
-    net = build("bilstm", MaskingStrategy(), **({"attention": BahdanauAttention} if attention == "bahdanau" else {}))
+    net = build(
+        "bilstm", MaskingStrategy(), **({"attention": BahdanauAttention} if attention == "bahdanau" else {})
+    )
     _, src, tgt = PAIRS[1]
     weights = attention_weights(net, src, tgt)
     assert weights.shape == (len(tgt) + 1, len(src) + 1)  # eos on both sides

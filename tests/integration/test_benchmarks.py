@@ -170,3 +170,40 @@ def test_components_benchmark(tmp_path: Path) -> None:
     assert table["epochs"] == 1 and set(table["rows"]) == {"default", "decoder/attention=none"}
     assert table["rows"]["decoder/attention=none"]["overrides"] == ["decoder/attention=none"]
     assert "| decoder/attention=none |" in done.stdout
+
+
+def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path: Path) -> None:
+    out, docs = tmp_path / "lab.json", tmp_path / "docs"
+    run_benchmark(
+        "benchmarks/padding_lab.py",
+        "--encoders",
+        "lstm",
+        "--attention",
+        "attention",
+        "--batching",
+        "bucketed",
+        "--strategies",
+        "naive",
+        "packing",
+        "--limit",
+        "24",
+        "--batch-size",
+        "8",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+        "--docs",
+        str(docs),
+    )
+    cells = json.loads(out.read_text())["cells"]
+    assert set(cells) == {"lstm/attention/bucketed/naive", "lstm/attention/bucketed/packing"}
+    packing = cells["lstm/attention/bucketed/packing"]
+    assert packing["claims_exact"] and packing["exact_holds"]
+    levels = [row["pad_fraction"] for row in packing["dial"]]
+    assert levels[0] == 0.0 and levels == sorted(levels) and 0.8 < levels[-1] < 0.95
+    assert set(packing["served_with"]) == {"naive", "masking", "packing", "state_reset"}
+    assert packing["served_with"]["state_reset"]["bleu"] == pytest.approx(packing["dial"][0]["bleu"])
+    assert not cells["lstm/attention/bucketed/naive"]["claims_exact"]
+    for name in ("padding_lab_bleu", "padding_lab_changed"):
+        assert (docs / f"{name}.png").stat().st_size > 0

@@ -1,0 +1,341 @@
+"""The padding lab: when does padding change what a model produces, and by how much?
+
+Trains a grid of models with `train.py` (strategy x decoder attention x encoder x batching), then
+evaluates every checkpoint with the pad fraction as a dial: the test sources are decoded in
+length-sorted batches whose padded width is stretched until about 0, 25, 50, 75 and 90% of the
+source slots are pads (what a long companion in the batch does to everyone else), and compared with
+the same model translating each sentence alone. Per pad level it records BLEU, the share of
+translations that differ from batch size 1, and the largest change of a reference's
+log-probability. For the recurrent encoders each checkpoint is also decoded with every other
+strategy (trained with one, served with another) at the 50% level.
+
+Cells that would repeat another are skipped: `packing` and `state_reset` change how an RNN runs, so
+on the attention encoder they are `masking` again. Run from the repository root::
+
+    python benchmarks/padding_lab.py                          # the whole grid; results/padding_lab.json
+    python benchmarks/padding_lab.py --encoders bilstm --epochs 1 --limit 300   # a smaller study
+    python benchmarks/padding_lab.py --plot-only              # figures from the JSON file again
+
+Cells already in the JSON file are kept unless --rerun is given, so the grid can be filled in over
+several sessions. Figures: docs/padding_lab_bleu.png and docs/padding_lab_changed.png (training
+speed per strategy: docs/tokens_per_sec.png, from benchmarks/strategy_cost.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from common import RESULTS, write_json
+
+from seq2seq.config import PROJECT_ROOT
+from seq2seq.data.batch import Batch, collate
+from seq2seq.data.corpus import read_parallel
+from seq2seq.data.vocab import PAD_ID
+from seq2seq.inference.checkpoint import LoadedModel, load_checkpoint
+from seq2seq.inference.metrics import corpus_bleu
+from seq2seq.models.loss import sentence_nll
+from seq2seq.models.search import greedy_search
+from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
+
+ENCODERS = {
+    "bilstm": ["encoder=lstm"],
+    "lstm": ["encoder=lstm", "encoder.rnn.bidirectional=false", "encoder.hidden_size=256"],
+    "bigru": ["encoder=gru"],
+    "attention": ["encoder=attention"],
+}
+ATTENTION = {"attention": [], "none": ["decoder/attention=none"]}  # "attention": the encoder's default
+BATCHING = {"bucketed": [], "random": ["data.bucketing=false"]}
+STRATEGIES = {
+    "naive": NaiveStrategy,
+    "masking": MaskingStrategy,
+    "packing": PackingStrategy,
+    "state_reset": StateResetStrategy,
+}
+RECURRENT_ONLY = {"packing", "state_reset"}
+EXACT_TOLERANCE = 1e-3  # largest change of a reference's log-probability still counted as float rounding
+PAD_LEVELS = [0.0, 0.25, 0.5, 0.75, 0.9]
+MATRIX_LEVEL = 0.5
+DOCS = PROJECT_ROOT / "docs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    encoder: str
+    attention: str
+    batching: str
+    strategy: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.encoder}/{self.attention}/{self.batching}/{self.strategy}"
+
+    def overrides(self) -> list[str]:
+        return [
+            *ENCODERS[self.encoder],
+            *ATTENTION[self.attention],
+            *BATCHING[self.batching],
+            f"strategy={self.strategy}",
+        ]
+
+
+def grid(
+    encoders: list[str], attentions: list[str], batchings: list[str], strategies: list[str]
+) -> list[Cell]:
+    """Every cell of the study, without the repeats (packing and state_reset on the attention encoder)."""
+    return [
+        Cell(encoder, attention, batching, strategy)
+        for encoder in encoders
+        for attention in attentions
+        for batching in batchings
+        for strategy in strategies
+        if not (encoder == "attention" and strategy in RECURRENT_ONLY)
+    ]
+
+
+def train(cell: Cell, epochs: int, extra: list[str], run_dir: Path) -> dict:
+    """One `train.py` run -> its results.json (the kept checkpoint included)."""
+    command = [
+        sys.executable,
+        "train.py",
+        f"hydra.run.dir={run_dir}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        "test=false",
+        "logger=none",
+        *cell.overrides(),
+        *extra,
+    ]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def widened(batch: Batch, width: int) -> Batch:
+    """The batch with its sources padded on the right to `width` positions (a longer companion's effect)."""
+    extra = width - batch.src.size(1)
+    if extra <= 0:
+        return batch
+    pads = batch.src.new_full((len(batch), extra), PAD_ID)
+    return dataclasses.replace(
+        batch,
+        src=torch.cat([batch.src, pads], dim=1),
+        src_mask=torch.cat([batch.src_mask, pads != PAD_ID], dim=1),
+    )
+
+
+def padded_batches(pairs: list[tuple[int, list[int], list[int]]], level: float, size: int) -> list[Batch]:
+    """Length-sorted batches of `size` pairs whose sources are widened to about `level` pad fraction.
+
+    Level 0 is batch size 1: every sentence alone, the reference for "changed".
+    """
+    if level == 0.0:
+        return [collate([pair]) for pair in pairs]
+    ordered = sorted(pairs, key=lambda pair: len(pair[1]))
+    batches = []
+    for start in range(0, len(ordered), size):
+        batch = collate(ordered[start : start + size])
+        real = int(batch.src_lengths.sum())
+        # width w with 1 - real / (B * w) = level
+        batches.append(widened(batch, math.ceil(real / (len(batch) * (1.0 - level)))))
+    return batches
+
+
+@torch.no_grad()
+def evaluate(loaded: LoadedModel, pairs, references: list[str], level: float, size: int) -> dict:
+    """BLEU, translations and reference log-probabilities of the test pairs decoded at one pad level."""
+    hypotheses: dict[int, list[int]] = {}
+    scores: dict[int, float] = {}
+    slots = real = 0
+    for batch in padded_batches(pairs, level, size):
+        slots, real = slots + batch.src.numel(), real + int(batch.src_lengths.sum())
+        found = greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)
+        nll = sentence_nll(loaded.net(batch), batch.tgt_out, batch.tgt_mask)
+        for index, hypothesis, value in zip(batch.indices.tolist(), found, nll.tolist()):
+            hypotheses[index], scores[index] = hypothesis.tokens, -value
+    order = sorted(hypotheses)
+    texts = loaded.vocabs.tgt.decode([hypotheses[i] for i in order])
+    return {
+        "pad_fraction": 1.0 - real / slots,
+        "bleu": corpus_bleu(texts, [references[i] for i in order]),
+        "texts": texts,
+        "scores": [scores[i] for i in order],
+    }
+
+
+def dial(loaded: LoadedModel, pairs, references: list[str], size: int) -> list[dict]:
+    """One row per pad level, each compared with batch size 1 (level 0)."""
+    alone = evaluate(loaded, pairs, references, 0.0, size)
+    rows = []
+    for level in PAD_LEVELS:
+        found = alone if level == 0.0 else evaluate(loaded, pairs, references, level, size)
+        rows.append(
+            {
+                "level": level,
+                "pad_fraction": found["pad_fraction"],
+                "bleu": found["bleu"],
+                "changed": sum(a != b for a, b in zip(found["texts"], alone["texts"])) / len(pairs),
+                "max_logprob_change": max(abs(a - b) for a, b in zip(found["scores"], alone["scores"])),
+            }
+        )
+    return rows
+
+
+def claims_exact(cell: Cell) -> bool:
+    """What the README promises: packing and state_reset always; masking where no RNN reads pads backwards."""
+    bidirectional = cell.encoder in ("bilstm", "bigru")
+    return cell.strategy in RECURRENT_ONLY or (cell.strategy == "masking" and not bidirectional)
+
+
+def use_strategy(loaded: LoadedModel, name: str) -> None:
+    """Serves the trained weights with another padding strategy."""
+    loaded.net.padding = STRATEGIES[name]()
+    loaded.net.encoder.padding = loaded.net.padding
+
+
+def study_cell(cell: Cell, checkpoint: Path, pairs, references: list[str], size: int) -> dict:
+    loaded = load_checkpoint(checkpoint)
+    found = {"dial": dial(loaded, pairs, references, size), "claims_exact": claims_exact(cell)}
+    # Exact means equal scores to float rounding; a near-tie in greedy search may still flip a word.
+    found["exact_holds"] = all(row["max_logprob_change"] <= EXACT_TOLERANCE for row in found["dial"])
+    if cell.encoder != "attention":
+        matrix = {}
+        alone = found["dial"][0]["bleu"]
+        for name in STRATEGIES:
+            use_strategy(loaded, name)
+            served = evaluate(loaded, pairs, references, MATRIX_LEVEL, size)
+            matrix[name] = {"bleu": served["bleu"], "bleu_lost": alone - served["bleu"]}
+        found["served_with"] = matrix
+    return found
+
+
+def test_pairs(limit: int | None, vocab_source: LoadedModel) -> tuple[list, list[str]]:
+    text = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt")
+    sources, references = text.src[:limit], text.tgt[:limit]
+    src = vocab_source.vocabs.src.encode(sources)
+    tgt = vocab_source.vocabs.tgt.encode(references)
+    return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt))], references
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
+    parser.add_argument("--attention", nargs="+", default=list(ATTENTION), choices=list(ATTENTION))
+    parser.add_argument("--batching", nargs="+", default=list(BATCHING), choices=list(BATCHING))
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs per cell")
+    parser.add_argument("--limit", type=int, default=500, help="test pairs evaluated (the first N)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per padded test batch")
+    parser.add_argument("--overrides", nargs="*", default=[], help="added to every training run")
+    parser.add_argument("--rerun", action="store_true", help="train cells the JSON file already holds")
+    parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "padding_lab.json")
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args()
+    study = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
+    settings = {
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "overrides": args.overrides,
+    }
+    if not args.plot_only:
+        if study["cells"] and study.get("settings") != settings:
+            raise SystemExit(
+                f"{args.out} holds cells made with {study.get('settings')}; pass those or another --out"
+            )
+        study["settings"] = settings
+        for cell in grid(args.encoders, args.attention, args.batching, args.strategies):
+            if cell.name in study["cells"] and not args.rerun:
+                continue
+            print(f"training {cell.name} ...", flush=True)
+            with tempfile.TemporaryDirectory() as run_dir:
+                results = train(cell, args.epochs, args.overrides, Path(run_dir))
+                checkpoint = Path(results["best_checkpoint"])
+                pairs, references = test_pairs(args.limit, load_checkpoint(checkpoint))
+                found = study_cell(cell, checkpoint, pairs, references, args.batch_size)
+            study["cells"][cell.name] = {
+                **dataclasses.asdict(cell),
+                "val_bleu": results["val/bleu"],
+                "tokens_per_sec": results.get("train/tokens_per_sec"),
+                "train_pad_fraction": results.get("train/pad_fraction"),
+                "wall_time_s": results["wall_time_s"],
+                **found,
+            }
+            write_json(args.out, study)  # after every cell: an interrupted study keeps what it has
+            print_cell(cell.name, study["cells"][cell.name])
+    plot(study, args.docs)
+
+
+def print_cell(name: str, cell: dict) -> None:
+    dial_text = "  ".join(
+        f"{row['level']:.0%}: {row['bleu']:.1f} ({row['changed']:.0%} changed)" for row in cell["dial"]
+    )
+    exact = (
+        "" if not cell["claims_exact"] else ("; exact: holds" if cell["exact_holds"] else "; exact: BROKEN")
+    )
+    print(f"{name}: val BLEU {cell['val_bleu']:.1f}; {dial_text}{exact}")
+    for name_served, served in cell.get("served_with", {}).items():
+        print(
+            f"    served with {name_served:<12} BLEU {served['bleu']:.1f} (lost {served['bleu_lost']:+.1f})"
+        )
+
+
+def plot(study: dict, docs: Path) -> None:
+    """BLEU and changed translations against pad fraction, a panel per encoder and attention setting.
+
+    Training speed per strategy is not plotted from these runs, which may share the machine with
+    others: docs/tokens_per_sec.png comes from benchmarks/strategy_cost.py on an idle machine.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = list(study["cells"].values())
+    if not cells:
+        return
+    panels = sorted({(c["encoder"], c["attention"]) for c in cells})
+    for key, label, name in (
+        ("bleu", "test BLEU", "padding_lab_bleu"),
+        ("changed", "translations changed", "padding_lab_changed"),
+    ):
+        figure, axes = plt.subplots(
+            1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True
+        )
+        for axis, (encoder, attention) in zip(axes[0], panels):
+            for c in cells:
+                if (c["encoder"], c["attention"]) != (encoder, attention):
+                    continue
+                levels = [100 * row["pad_fraction"] for row in c["dial"]]
+                values = [row[key] * (100 if key == "changed" else 1) for row in c["dial"]]
+                style = "-" if c["batching"] == "bucketed" else "--"
+                axis.plot(levels, values, style, marker="o", label=f"{c['strategy']} ({c['batching']})")
+            axis.set_title(f"{encoder}, {attention}")
+            axis.set_xlabel("source pads in the test batch (%)")
+        axes[0][0].set_ylabel(label + (" (%)" if key == "changed" else ""))
+        axes[0][-1].legend(fontsize=7)
+        save(figure, docs / f"{name}.png")
+
+
+def save(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    temporary.replace(path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

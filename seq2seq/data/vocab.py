@@ -108,9 +108,8 @@ def train_sentencepiece(
     except RuntimeError:
         if source.error is None:
             raise
-    if (
-        source.error is not None
-    ):  # e.g. a CorpusError: sentencepiece would report it as its own INTERNAL error
+    # e.g. a CorpusError: sentencepiece would report it as its own INTERNAL error
+    if source.error is not None:
         raise source.error
     return model.getvalue()
 

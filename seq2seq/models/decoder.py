@@ -110,9 +110,8 @@ class RecurrentDecoder(nn.Module):
         # Input feeding: the embedding's share of the first layer's input projection is computed for
         # all steps at once; only the fed-back output's share runs step by step.
         outputs = []
-        for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(
-            1
-        ):  # unbind: no per-step zero-filled grads
+        # unbind: no per-step zero-filled grads
+        for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(1):
             out, state, _ = self._step_from_gates(gates_t, state, encoded)
             outputs.append(out)
         return torch.stack(outputs, dim=1)

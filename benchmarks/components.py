@@ -65,21 +65,26 @@ def git_commit() -> str:
 def train_row(overrides: list[str], epochs: int, log: Path) -> dict:
     """One training run in a temporary folder -> its results.json."""
     with tempfile.TemporaryDirectory() as run_dir:
-        command = [
-            sys.executable,
-            "train.py",
-            f"hydra.run.dir={run_dir}",
-            f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false",
-            *overrides,
-        ]
-        with log.open("w") as out:
-            done = subprocess.run(
-                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False
-            )
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed with exit code {done.returncode}; see {log}")
-        return json.loads((Path(run_dir) / "results.json").read_text())
+        return train_run(Path(run_dir), overrides, epochs, log)
+
+
+def train_run(run_dir: Path, overrides: list[str], epochs: int, log: Path) -> dict:
+    """`python train.py` with `overrides` for `epochs` epochs in `run_dir`, its output in `log` -> results.json."""
+    command = [
+        sys.executable,
+        "train.py",
+        f"hydra.run.dir={run_dir}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        *overrides,
+    ]
+    with log.open("w") as out:
+        done = subprocess.run(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {done.returncode}; see {log}")
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ import argparse
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from common import RESULTS, write_json
+from components import train_run
+from plots import save
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.batch import Batch, collate
@@ -101,22 +101,10 @@ def grid(
 
 
 def train(cell: Cell, epochs: int, extra: list[str], run_dir: Path) -> dict:
-    """One `train.py` run -> its results.json (the kept checkpoint included)."""
-    command = [
-        sys.executable,
-        "train.py",
-        f"hydra.run.dir={run_dir}",
-        f"trainer.max_epochs={epochs}",
-        "trainer.enable_progress_bar=false",
-        "test=false",
-        "logger=none",
-        *cell.overrides(),
-        *extra,
-    ]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "results.json").read_text())
+    """One `train.py` run -> its results.json (the kept checkpoint included); its output in run_dir/train.log."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = ["test=false", "logger=none", *cell.overrides(), *extra]
+    return train_run(run_dir, overrides, epochs, run_dir / "train.log")
 
 
 def widened(batch: Batch, width: int) -> Batch:
@@ -295,9 +283,6 @@ def plot(study: dict, docs: Path) -> None:
     Training speed per strategy is not plotted from these runs, which may share the machine with
     others: docs/tokens_per_sec.png comes from benchmarks/strategy_cost.py on an idle machine.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cells = list(study["cells"].values())
@@ -324,17 +309,6 @@ def plot(study: dict, docs: Path) -> None:
         axes[0][0].set_ylabel(label + (" (%)" if key == "changed" else ""))
         axes[0][-1].legend(fontsize=7)
         save(figure, docs / f"{name}.png")
-
-
-def save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    temporary.replace(path)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

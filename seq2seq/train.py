@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the callbacks and loggers that are switched on (`callbacks.NAME=null` and
-    `logger=null` switch them off); checkpointing follows `callbacks.model_checkpoint` unless
+    `logger=none` switch them off); checkpointing follows `callbacks.model_checkpoint` unless
     `trainer.enable_checkpointing` says otherwise."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

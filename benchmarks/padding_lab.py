@@ -261,6 +261,47 @@ def main() -> None:
             write_json(args.out, study)  # after every cell: an interrupted study keeps what it has
             print_cell(cell.name, study["cells"][cell.name])
     plot(study, args.docs)
+    print(summary_table(study))
+
+
+def summary_table(study: dict) -> str:
+    """The README's table: per cell, BLEU alone and at 90% pads, translations changed, exactness."""
+    columns = [
+        "encoder",
+        "attention",
+        "batching",
+        "strategy",
+        "BLEU alone",
+        "BLEU at 50% / 90% pads",
+        "changed at 50% / 90%",
+        "largest log-prob change",
+        "exact?",
+    ]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for c in study["cells"].values():
+        alone, half, most = c["dial"][0], c["dial"][2], c["dial"][-1]
+        largest = max(row["max_logprob_change"] for row in c["dial"])
+        exact = ("yes" if c["exact_holds"] else "**BROKEN**") if c["claims_exact"] else "not claimed"
+        lines.append(
+            f"| {c['encoder']} | {c['attention']} | {c['batching']} | {c['strategy']} | {alone['bleu']:.1f} "
+            f"| {half['bleu']:.1f} / {most['bleu']:.1f} | {half['changed']:.0%} / {most['changed']:.0%} "
+            f"| {largest:.1e} | {exact} |"
+        )
+    served = [c for c in study["cells"].values() if "served_with" in c]
+    if served:
+        lines += [
+            "",
+            f"BLEU lost at {MATRIX_LEVEL:.0%} pads when served with another strategy (trained with the row's):",
+            "",
+            "| encoder | attention | batching | trained with | " + " | ".join(STRATEGIES) + " |",
+            "|" + " --- |" * (4 + len(STRATEGIES)),
+        ]
+        for c in served:
+            losses = " | ".join(f"{c['served_with'][name]['bleu_lost']:+.1f}" for name in STRATEGIES)
+            lines.append(
+                f"| {c['encoder']} | {c['attention']} | {c['batching']} | {c['strategy']} | {losses} |"
+            )
+    return "\n".join(lines)
 
 
 def print_cell(name: str, cell: dict) -> None:
@@ -288,26 +329,35 @@ def plot(study: dict, docs: Path) -> None:
     cells = list(study["cells"].values())
     if not cells:
         return
-    panels = sorted({(c["encoder"], c["attention"]) for c in cells})
+    encoders = [e for e in ENCODERS if any(c["encoder"] == e for c in cells)]
+    attentions = [a for a in ATTENTION if any(c["attention"] == a for c in cells)]
     for key, label, name in (
         ("bleu", "test BLEU", "padding_lab_bleu"),
-        ("changed", "translations changed", "padding_lab_changed"),
+        ("changed", "translations changed (%)", "padding_lab_changed"),
     ):
         figure, axes = plt.subplots(
-            1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True
+            len(attentions),
+            len(encoders),
+            figsize=(3.6 * len(encoders), 3.0 * len(attentions)),
+            squeeze=False,
         )
-        for axis, (encoder, attention) in zip(axes[0], panels):
-            for c in cells:
-                if (c["encoder"], c["attention"]) != (encoder, attention):
-                    continue
-                levels = [100 * row["pad_fraction"] for row in c["dial"]]
-                values = [row[key] * (100 if key == "changed" else 1) for row in c["dial"]]
-                style = "-" if c["batching"] == "bucketed" else "--"
-                axis.plot(levels, values, style, marker="o", label=f"{c['strategy']} ({c['batching']})")
-            axis.set_title(f"{encoder}, {attention}")
-            axis.set_xlabel("source pads in the test batch (%)")
-        axes[0][0].set_ylabel(label + (" (%)" if key == "changed" else ""))
+        for row, attention in enumerate(attentions):
+            for column, encoder in enumerate(encoders):
+                axis = axes[row][column]
+                for c in cells:
+                    if (c["encoder"], c["attention"]) != (encoder, attention):
+                        continue
+                    levels = [100 * step["pad_fraction"] for step in c["dial"]]
+                    values = [step[key] * (100 if key == "changed" else 1) for step in c["dial"]]
+                    style = "-" if c["batching"] == "bucketed" else "--"
+                    axis.plot(levels, values, style, marker="o", label=f"{c['strategy']} ({c['batching']})")
+                axis.set_title(f"{encoder}, decoder attention: {attention}", fontsize=9)
+                if row == len(attentions) - 1:
+                    axis.set_xlabel("source pads in the test batch (%)")
+                if column == 0:
+                    axis.set_ylabel(label)
         axes[0][-1].legend(fontsize=7)
+        figure.tight_layout()
         save(figure, docs / f"{name}.png")
 
 

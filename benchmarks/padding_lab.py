@@ -350,14 +350,29 @@ def plot(study: dict, docs: Path) -> None:
                     levels = [100 * step["pad_fraction"] for step in c["dial"]]
                     values = [step[key] * (100 if key == "changed" else 1) for step in c["dial"]]
                     style = "-" if c["batching"] == "bucketed" else "--"
-                    axis.plot(levels, values, style, marker="o", label=f"{c['strategy']} ({c['batching']})")
+                    color = (
+                        f"C{list(STRATEGIES).index(c['strategy'])}"  # one colour per strategy in every panel
+                    )
+                    axis.plot(
+                        levels,
+                        values,
+                        style,
+                        color=color,
+                        marker="o",
+                        label=f"{c['strategy']} ({c['batching']})",
+                    )
                 axis.set_title(f"{encoder}, decoder attention: {attention}", fontsize=9)
                 if row == len(attentions) - 1:
                     axis.set_xlabel("source pads in the test batch (%)")
                 if column == 0:
                     axis.set_ylabel(label)
-        axes[0][-1].legend(fontsize=7)
-        figure.tight_layout()
+        handles = {}
+        for axis in axes.flat:
+            handles.update(zip(*reversed(axis.get_legend_handles_labels())))
+        figure.legend(
+            list(handles.values()), list(handles), loc="upper center", ncol=len(handles), fontsize=8
+        )
+        figure.tight_layout(rect=(0, 0, 1, 0.93))
         save(figure, docs / f"{name}.png")
 
 

@@ -189,8 +189,7 @@ def use_strategy(loaded: LoadedModel, name: str) -> None:
     loaded.net.encoder.padding = loaded.net.padding
 
 
-def study_cell(cell: Cell, checkpoint: Path, pairs, references: list[str], size: int) -> dict:
-    loaded = load_checkpoint(checkpoint)
+def study_cell(cell: Cell, loaded: LoadedModel, pairs, references: list[str], size: int) -> dict:
     found = {"dial": dial(loaded, pairs, references, size), "claims_exact": claims_exact(cell)}
     # Exact means equal scores to float rounding; a near-tie in greedy search may still flip a word.
     found["exact_holds"] = all(row["max_logprob_change"] <= EXACT_TOLERANCE for row in found["dial"])
@@ -247,9 +246,9 @@ def main() -> None:
             print(f"training {cell.name} ...", flush=True)
             with tempfile.TemporaryDirectory() as run_dir:
                 results = train(cell, args.epochs, args.overrides, Path(run_dir))
-                checkpoint = Path(results["best_checkpoint"])
-                pairs, references = test_pairs(args.limit, load_checkpoint(checkpoint))
-                found = study_cell(cell, checkpoint, pairs, references, args.batch_size)
+                loaded = load_checkpoint(results["best_checkpoint"])
+                pairs, references = test_pairs(args.limit, loaded)
+                found = study_cell(cell, loaded, pairs, references, args.batch_size)
             study["cells"][cell.name] = {
                 **dataclasses.asdict(cell),
                 "val_bleu": results["val/bleu"],

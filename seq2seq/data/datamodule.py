@@ -28,8 +28,12 @@ class LargestBatch:
     """The training batch that costs the most memory, and what it costs."""
 
     batch: Batch
-    padded_tokens: int  # sentences x the longest pair's tokens: what data.max_tokens bounds
     longest: int  # tokens of its longest pair
+
+    @property
+    def padded_tokens(self) -> int:
+        """Sentences x the longest pair's tokens: what data.max_tokens bounds."""
+        return len(self.batch) * self.longest
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -181,7 +185,7 @@ class TranslationDataModule(L.LightningDataModule):
         loader = self.train_dataloader()
         ids = loader.batch_sampler.largest_batch()
         longest = int(loader.batch_sampler.longest()[ids].max())
-        return LargestBatch(collate([loader.dataset[i] for i in ids]), len(ids) * longest, longest)
+        return LargestBatch(collate([loader.dataset[i] for i in ids]), longest)
 
     def save_vocabs(self, folder: Path) -> list[Path]:
         """Copies the sentencepiece models in use into `folder` (the run directory)."""

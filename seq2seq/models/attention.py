@@ -41,9 +41,21 @@ class Attention(nn.Module, ABC):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         """(B, Tq, Hq) queries, (B, S, Hk) keys -> (B, Tq, S) unnormalised scores."""
 
-    def forward(self, query: Tensor, keys: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Returns context (B, Tq, Hk) and attention weights (B, Tq, S)."""
-        weights = masked_softmax(self.score(query, keys), key_mask)
+    def prepare(self, keys: Tensor) -> Tensor:
+        """The keys' side of the score, for a loop of steps over the same keys to compute once."""
+        return keys
+
+    def score_prepared(self, query: Tensor, prepared: Tensor) -> Tensor:
+        """`score` from `prepare(keys)`: the same scores, up to float rounding."""
+        return self.score(query, prepared)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, key_mask: Tensor | None, prepared: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Returns context (B, Tq, Hk) and attention weights (B, Tq, S); `prepared` is `prepare(keys)`
+        when the caller computed it once for many steps."""
+        scores = self.score(query, keys) if prepared is None else self.score_prepared(query, prepared)
+        weights = masked_softmax(scores, key_mask)
         return torch.bmm(weights, keys), weights
 
 
@@ -69,6 +81,14 @@ class LuongAttention(Attention):
         # (B, Hq) x (Hq, Hk) instead of re-projecting every key, (B, S, Hk) x (Hk, Hq), at every step.
         return torch.bmm(torch.matmul(query, self.key_proj.weight), keys.transpose(1, 2))
 
+    def prepare(self, keys: Tensor) -> Tensor:
+        # (W k)^T for every key at once, (B, Hq, S) (for `dot`, the keys transposed): a step then costs
+        # one batched product, and the weight's gradient is one product for the batch, not one per step.
+        return self.key_proj(keys).transpose(1, 2)
+
+    def score_prepared(self, query: Tensor, prepared: Tensor) -> Tensor:
+        return torch.bmm(query, prepared)
+
 
 class BahdanauAttention(Attention):
     """Additive attention (Bahdanau et al., 2015): v^T tanh(W_q q + W_k k)."""
@@ -81,7 +101,11 @@ class BahdanauAttention(Attention):
         self.energy = nn.Linear(size, 1, bias=False)
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(
-            self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1)
-        )  # (B, Tq, S, A)
+        return self.score_prepared(query, self.prepare(keys))
+
+    def prepare(self, keys: Tensor) -> Tensor:
+        return self.key_proj(keys)  # (B, S, A): once per batch in the decoder's step loop
+
+    def score_prepared(self, query: Tensor, prepared: Tensor) -> Tensor:
+        hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + prepared.unsqueeze(1))  # (B, Tq, S, A)
         return self.energy(hidden).squeeze(-1)

@@ -23,21 +23,55 @@ class DecoderState:
     """What the decoder carries from one step to the next.
 
     Attributes:
-        rnn: (L, B, H) hidden state, or an (h, c) pair for an LSTM.
+        h: (B, H) hidden state of each RNN layer, bottom first.
+        c: (B, H) memory cell of each layer for an LSTM, else None.
         feed: (B, H) previous attentional output for input feeding, or None.
     """
 
-    rnn: RNNState
+    h: tuple[Tensor, ...]
+    c: tuple[Tensor, ...] | None
     feed: Tensor | None
+
+    @classmethod
+    def from_rnn(cls, rnn: RNNState, feed: Tensor | None) -> DecoderState:
+        """From an `nn.LSTM`/`nn.GRU` state: (L, B, H), or an (h, c) pair of them."""
+        h, c = rnn if isinstance(rnn, tuple) else (rnn, None)
+        return cls(h.unbind(0), None if c is None else c.unbind(0), feed)
+
+    @property
+    def rnn(self) -> RNNState:
+        """The state as an `nn.LSTM`/`nn.GRU` call takes it."""
+        h = torch.stack(self.h)
+        return h if self.c is None else (h, torch.stack(self.c))
 
     def select(self, index: Tensor) -> DecoderState:
         """Keeps the batch rows in `index` (B',) in that order: how beams follow their parents."""
-        rnn = (
-            tuple(s.index_select(1, index) for s in self.rnn)
-            if isinstance(self.rnn, tuple)
-            else self.rnn.index_select(1, index)
+
+        def rows(tensors: tuple[Tensor, ...] | None) -> tuple[Tensor, ...] | None:
+            return None if tensors is None else tuple(t.index_select(0, index) for t in tensors)
+
+        return DecoderState(
+            rows(self.h), rows(self.c), None if self.feed is None else self.feed.index_select(0, index)
         )
-        return DecoderState(rnn, None if self.feed is None else self.feed.index_select(0, index))
+
+
+@dataclass
+class StepWeights:
+    """The weights a decoder step multiplies with, as views taken once per loop over the steps.
+
+    A view taken inside the loop (a slice, a transpose) would give every step its own, and the
+    backward pass a zero-filled weight-sized gradient per step to scatter each one's into.
+
+    Attributes:
+        feed: (H, G) the fed-back output's share of the first layer's input weight, transposed, or None.
+        ih: per layer, its (In, G) input weight transposed and bias (None for the first layer, whose
+            input projection `_embedding_gates` computes for all steps before the loop).
+        hh: per layer, its (H, G) recurrent weight transposed and bias.
+    """
+
+    feed: Tensor | None
+    ih: list[tuple[Tensor, Tensor | None] | None]
+    hh: list[tuple[Tensor, Tensor | None]]
 
 
 class RecurrentDecoder(nn.Module):
@@ -92,14 +126,7 @@ class RecurrentDecoder(nn.Module):
     def initial_state(self, encoded: EncoderOutput) -> DecoderState:
         batch = encoded.final.size(0)
         feed = encoded.final.new_zeros(batch, self.output_size) if self.input_feeding else None
-        return DecoderState(self.init(encoded.final), feed)
-
-    def _attend(self, hidden: Tensor, encoded: EncoderOutput) -> tuple[Tensor, Tensor | None]:
-        """(B, T, H) RNN outputs -> (B, T, H) attentional outputs and (B, T, S) weights."""
-        if self.attention is None:
-            return self.dropout(torch.tanh(self.combine(hidden))), None
-        context, weights = self.attention(hidden, encoded.memory, encoded.key_mask)
-        return self.dropout(torch.tanh(self.combine(torch.cat([hidden, context], dim=-1)))), weights
+        return DecoderState.from_rnn(self.init(encoded.final), feed)
 
     def forward(self, embedded: Tensor, encoded: EncoderOutput) -> Tensor:
         """Teacher-forced decoding: embedded (B, T, E) targets -> (B, T, H) outputs."""
@@ -107,14 +134,26 @@ class RecurrentDecoder(nn.Module):
         if not self.input_feeding:
             hidden, _ = self.rnn(rnn_input(self.dropout(embedded)), state.rnn)  # (B, T, H)
             return self._attend(hidden, encoded)[0]
-        # Input feeding: the embedding's share of the first layer's input projection is computed for
-        # all steps at once; only the fed-back output's share runs step by step.
+        # Input feeding: what does not depend on the previous step is computed once for all steps (the
+        # embedding's share of the first layer's input projection, the keys' side of the attention
+        # scores, the weights' views); only the rest runs step by step.
+        weights = self._step_weights()
+        prepared = None if self.attention is None else self.attention.prepare(encoded.memory)
         outputs = []
         # unbind: no per-step zero-filled grads
         for gates_t in self._embedding_gates(self.dropout(embedded)).unbind(1):
-            out, state, _ = self._step_from_gates(gates_t, state, encoded)
+            out, state, _ = self._step_from_gates(gates_t, state, encoded, weights, prepared)
             outputs.append(out)
         return torch.stack(outputs, dim=1)
+
+    def _attend(
+        self, hidden: Tensor, encoded: EncoderOutput, prepared: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """(B, T, H) RNN outputs -> (B, T, H) attentional outputs and (B, T, S) weights."""
+        if self.attention is None:
+            return self.dropout(torch.tanh(self.combine(hidden))), None
+        context, weights = self.attention(hidden, encoded.memory, encoded.key_mask, prepared)
+        return self.dropout(torch.tanh(self.combine(torch.cat([hidden, context], dim=-1)))), weights
 
     def _embedding_gates(self, x: Tensor) -> Tensor:
         """(..., E) embedded targets -> their part of the first RNN layer's input projection, bias included."""
@@ -122,8 +161,23 @@ class RecurrentDecoder(nn.Module):
             x, self.rnn.weight_ih_l0[:, : x.size(-1)], self.rnn.bias_ih_l0 if self.rnn.bias else None
         )
 
-    def _rnn_step(self, gates_in: Tensor, feed: Tensor | None, state: RNNState) -> tuple[Tensor, RNNState]:
-        """One time step of every RNN layer -> top hidden (B, H) and the new state.
+    def _step_weights(self) -> StepWeights:
+        rnn = self.rnn
+
+        def weight(kind: str, layer: int) -> tuple[Tensor, Tensor | None]:
+            return getattr(rnn, f"weight_{kind}_l{layer}").t(), getattr(rnn, f"bias_{kind}_l{layer}", None)
+
+        w_ih0 = rnn.weight_ih_l0
+        return StepWeights(
+            feed=w_ih0[:, w_ih0.size(1) - self.output_size :].t() if self.input_feeding else None,
+            ih=[None] + [weight("ih", layer) for layer in range(1, rnn.num_layers)],
+            hh=[weight("hh", layer) for layer in range(rnn.num_layers)],
+        )
+
+    def _rnn_step(
+        self, gates_in: Tensor, state: DecoderState, weights: StepWeights
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...] | None]:
+        """One time step of every RNN layer -> the new hidden state and memory cell of each layer.
 
         Runs PyTorch's cell equations on the module's own weights: for a single time step this is
         cheaper than a call of the fused oneDNN kernel, whose per-call cost showed in the profile
@@ -131,54 +185,52 @@ class RecurrentDecoder(nn.Module):
 
         Args:
             gates_in: (B, G) the embedded input's share of the first layer's input projection.
-            feed: (B, H) the previous attentional output when input feeding, else None.
-            state: the RNN state before the step.
+            state: the state before the step (its `feed` is the first layer's second input).
+            weights: `_step_weights()`.
         """
-        h_all, c_all = state if isinstance(state, tuple) else (state, None)
         cell = CELLS[self.rnn.mode]
         hs, cs = [], []
-        below = gates_in  # the layer input: replaced by each layer's (dropped-out) output for the next
-        for layer in range(self.rnn.num_layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
-            b_ih, b_hh = (
-                getattr(self.rnn, f"bias_ih_l{layer}", None),
-                getattr(self.rnn, f"bias_hh_l{layer}", None),
-            )
-            if layer == 0:
-                gates_x = (
-                    gates_in
-                    if feed is None
-                    else gates_in + F.linear(feed, w_ih[:, w_ih.size(1) - feed.size(-1) :])
-                )
+        below = gates_in  # the layer input: each layer's (dropped-out) output for the next
+        for layer, (ih, hh) in enumerate(zip(weights.ih, weights.hh, strict=True)):
+            if ih is not None:
+                gates_x = _affine(below, *ih)
+            elif weights.feed is not None:
+                gates_x = torch.addmm(gates_in, state.feed, weights.feed)
             else:
-                gates_x = F.linear(below, w_ih, b_ih)
-            h, c = cell(
-                gates_x,
-                F.linear(h_all[layer], w_hh, b_hh),
-                h_all[layer],
-                None if c_all is None else c_all[layer],
-            )
+                gates_x = gates_in
+            c = None if state.c is None else state.c[layer]
+            h, c = cell(gates_x, _affine(state.h[layer], *hh), state.h[layer], c)
             hs.append(h)
             cs.append(c)
             below = F.dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
-        h_new = torch.stack(hs)
-        return h, (h_new, torch.stack(cs)) if c_all is not None else h_new
+        return tuple(hs), None if state.c is None else tuple(cs)
 
     def step(
         self, embedded: Tensor, state: DecoderState, encoded: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: embedded (B, E) -> output (B, H), new state, attention weights (B, S) or None."""
-        return self._step_from_gates(self._embedding_gates(self.dropout(embedded)), state, encoded)
+        gates = self._embedding_gates(self.dropout(embedded))
+        return self._step_from_gates(gates, state, encoded, self._step_weights(), None)
 
     def _step_from_gates(
-        self, gates_in: Tensor, state: DecoderState, encoded: EncoderOutput
+        self,
+        gates_in: Tensor,
+        state: DecoderState,
+        encoded: EncoderOutput,
+        weights: StepWeights,
+        prepared: Tensor | None,
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """`step` after the embedding's input projection: RNN step, attention, next state."""
-        hidden, rnn_state = self._rnn_step(gates_in, state.feed, state.rnn)
-        out, weights = self._attend(hidden.unsqueeze(1), encoded)
+        h, c = self._rnn_step(gates_in, state, weights)
+        out, attention = self._attend(h[-1].unsqueeze(1), encoded, prepared)
         out = out.squeeze(1)
         return (
             out,
-            DecoderState(rnn_state, out if self.input_feeding else None),
-            None if weights is None else weights.squeeze(1),
+            DecoderState(h, c, out if self.input_feeding else None),
+            None if attention is None else attention.squeeze(1),
         )
+
+
+def _affine(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+    """x W^T + b from the transposed weight, as one fused product-and-add."""
+    return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)

@@ -17,9 +17,12 @@ Cell = Callable[[Tensor, Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | 
 
 
 def lstm_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
-    i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)  # PyTorch's gate order
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    # Seven operators, not eleven: one sigmoid over all four gates (g's is unused) and a fused
+    # multiply-add. Run once per time step, each operator's fixed cost shows (benchmarks/README.md).
+    gates = gates_x + gates_h
+    i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)  # PyTorch's gate order: i, f, g, o
+    c = torch.addcmul(f * c, i, torch.tanh(gates.chunk(4, dim=-1)[2]))
+    return o * torch.tanh(c), c
 
 
 def gru_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, None]:

@@ -33,3 +33,24 @@ def test_context_ignores_masked_keys(attention) -> None:
 def test_dot_score_needs_equal_sizes() -> None:
     with pytest.raises(ValueError, match="decoder.hidden_size .* equal to the encoder.s memory size"):
         LuongAttention(5, 7, score="dot")
+
+
+@pytest.mark.parametrize(
+    "attention",
+    [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)],
+    ids=repr,
+)
+def test_keys_prepared_once_give_the_scores_and_gradients_of_scoring_each_time(attention) -> None:
+    """The decoder's input-feeding loop prepares the keys' side once per batch; steps then reuse it."""
+    torch.manual_seed(0)
+    query, keys = torch.randn(2, 3, attention.query_size), torch.randn(2, 4, 7, requires_grad=True)
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    plain = attention(query, keys, mask)
+    (plain[0].sum() + plain[1].pow(2).sum()).backward()
+    plain_grads = [keys.grad.clone()] + [p.grad.clone() for p in attention.parameters()]
+    keys.grad = None
+    attention.zero_grad()
+    prepared = attention(query, keys, mask, attention.prepare(keys))
+    (prepared[0].sum() + prepared[1].pow(2).sum()).backward()
+    torch.testing.assert_close(prepared, plain)
+    torch.testing.assert_close([keys.grad] + [p.grad for p in attention.parameters()], plain_grads)

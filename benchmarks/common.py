@@ -7,6 +7,7 @@ as `common`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from collections.abc import Iterable
@@ -46,8 +47,13 @@ def optimizer_of(module: Seq2SeqModule) -> torch.optim.Optimizer:
     return configured["optimizer"] if isinstance(configured, dict) else configured
 
 
-def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) -> dict[str, float]:
+def time_training(
+    module: Seq2SeqModule, batches: Iterable[Batch], warmup: int, autocast: torch.dtype | None = None
+) -> dict[str, float]:
     """Trains on `batches` (the first `warmup` untimed); throughput over the timed ones.
+
+    The batches must be on the module's device; on a GPU the clock stops only when the step has run
+    there. `autocast` (e.g. torch.bfloat16) runs the forward pass in that autocast dtype.
 
     Returns:
         tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps.
@@ -56,13 +62,19 @@ def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) 
     optimizer = optimizer_of(module)
     tokens = slots = pads = steps = 0
     seconds = 0.0
+    device = next(module.parameters()).device
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    mixed = torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext()
     for step, batch in enumerate(batches):
+        synchronize()
         start = time.perf_counter()
-        loss_sum, count = module.token_loss(batch)
+        with mixed:
+            loss_sum, count = module.token_loss(batch)
         loss = loss_sum / count.clamp_min(1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        synchronize()
         if step >= warmup:
             seconds += time.perf_counter() - start
             steps += 1
@@ -70,8 +82,8 @@ def time_training(module: Seq2SeqModule, batches: Iterable[Batch], warmup: int) 
             slots += batch.num_slots
             pads += batch.num_slots - batch.num_real_tokens
     return {
-        "tokens_per_sec": tokens / seconds,
-        "pad_fraction": pads / slots,
+        "tokens_per_sec": tokens / seconds if steps else float("nan"),
+        "pad_fraction": pads / slots if steps else float("nan"),
         "seconds": seconds,
         "steps": steps,
     }

@@ -123,6 +123,38 @@ def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     assert all(row["encoder_forward_backward_ms"] > 0 and row["tokens_per_sec"] > 0 for row in rows.values())
 
 
+def test_gpu_throughput_benchmark_runs_its_settings_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU benchmark's code path (eager and compiled, fp32 and bf16) on the CPU, tiny settings."""
+    out = tmp_path / "gpu.json"
+    run_benchmark(
+        "benchmarks/gpu_throughput.py",
+        "--device",
+        "cpu",
+        "--models",
+        "default",
+        "--strategies",
+        "masking",
+        "packing",
+        "--batches",
+        "1",
+        "--passes",
+        "1",
+        "--overrides",
+        "debug=tiny",
+        "--out",
+        str(out),
+    )
+    rows = json.loads(out.read_text())
+    assert {(row["strategy"], row["precision"], row["compiled"]) for row in rows} == {
+        (strategy, precision, compiled)
+        for strategy in ("masking", "packing")
+        for precision in ("fp32", "bf16")
+        for compiled in (False, True)
+    }
+    assert all(row["tokens_per_sec"] > 0 or "error" in row for row in rows)
+    assert all("error" not in row for row in rows if not row["compiled"])
+
+
 def test_profile_step_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
     run_benchmark(

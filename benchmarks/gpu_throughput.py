@@ -137,7 +137,8 @@ def main() -> None:
     rows = []
     print(f"{'model':<26} {'precision':<5} {'strategy':<12} {'mode':<9} {'tok/s':>9} {'first pass s':>12}")
     for compiled, model, precision, strategy in settings:
-        row = measure(model, strategy, precision, compiled, args) | {"gpu": gpu, "torch": torch.__version__}
+        row = measure(model, strategy, precision, compiled, args)
+        row |= {"overrides": args.overrides, "gpu": gpu, "torch": torch.__version__}
         rows.append(row)
         mode = "compiled" if compiled else "eager"
         shown = (

@@ -173,17 +173,40 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
         subprocess.run(
             ["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True, check=False
         )
-        wait_for(
-            lambda: job_states_by_id(job) in ("COMPLETED", "FAILED", "CANCELLED"), "the rerun to finish", 600
-        )
+        # Follow the rerun through its log and the queue: the accounting database can still report the
+        # first attempt for a while (a CI run once read FAILED there and cancelled the rerun unstarted).
+        wait_for(lambda: logged(f"resuming from {run_dir}/checkpoints/last.ckpt"), "the rerun to start", 300)
+        wait_for(lambda: queue_state(job) not in ACTIVE, "the rerun to finish", 600)
+        recorded = time.monotonic() + 60  # then the assertion below shows the log
+        while job_states_by_id(job) != "COMPLETED" and time.monotonic() < recorded:
+            time.sleep(0.5)
     finally:
         subprocess.run(["scancel", job], check=False)
     assert job_states_by_id(job) == "COMPLETED", log.read_text()[-3000:]
-    assert logged(f"resuming from {run_dir}/checkpoints/last.ckpt")
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 300
     with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")]
     assert steps == list(range(300))  # the two attempts together log every step once
+
+
+ACTIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "SUSPENDED",
+}
+
+
+def queue_state(job: str) -> str:
+    """The job's state as squeue shows it ("" once it has left the queue)."""
+    done = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
 
 
 def job_states_by_id(job: str) -> str:

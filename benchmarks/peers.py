@@ -25,6 +25,7 @@ import argparse
 import csv
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -86,22 +87,56 @@ def prepare_data(work: Path) -> tuple[Path, object]:
     return folder, vocabs
 
 
-def train_for(command: list[str], budget: float, log: Path, env: dict, cwd: Path) -> float:
-    """Starts training and kills its process group after `budget` seconds; a crash before that names the log."""
-    start = time.perf_counter()
+def train_for(
+    command: list[str],
+    budget: float,
+    log: Path,
+    env: dict,
+    cwd: Path,
+    run_dir: Path,
+    checkpoints: str,
+    curve: list[float],
+) -> list[dict]:
+    """Starts training, kills its process group after `budget` seconds, and at each second in `curve`
+    copies the newest checkpoint matching `checkpoints` (a glob under `run_dir`) to `run_dir/curve`.
+
+    Returns:
+        One snapshot per curve point: at_s (the point), saved_s (when the copied checkpoint was written,
+        in seconds since the start), path (the copy; None if no checkpoint existed yet).
+    """
+    start, started_at = time.perf_counter(), time.time()
+    snapshots, pending = [], sorted(curve)
+    folder = run_dir / "curve"
+    folder.mkdir(exist_ok=True)
     with log.open("w") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
-        try:
-            code = process.wait(timeout=budget)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return time.perf_counter() - start
-    if code != 0:
-        sys.exit(f"error: training exited with code {code} before the budget; see {log}")
-    return time.perf_counter() - start
+        while pending:
+            try:
+                code = process.wait(timeout=max(0.0, pending[0] - (time.perf_counter() - start)))
+            except subprocess.TimeoutExpired:
+                snapshots.append(snapshot(run_dir, checkpoints, folder, pending.pop(0), started_at))
+                continue
+            sys.exit(f"error: training exited with code {code} before the budget; see {log}")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return snapshots
+
+
+def snapshot(run_dir: Path, pattern: str, folder: Path, at: float, started_at: float) -> dict:
+    """Copies the newest complete checkpoint matching `pattern` to `folder` (see `train_for`)."""
+    found = sorted(
+        (path for path in run_dir.glob(pattern) if path.is_file()), key=lambda path: path.stat().st_mtime
+    )
+    for path in reversed(found):
+        size = path.stat().st_size
+        time.sleep(0.2)  # one being written now grows: take the one before it
+        if path.stat().st_size == size:
+            copy = folder / f"{int(at)}s{path.suffix}"
+            shutil.copyfile(path, copy)
+            return {"at_s": at, "saved_s": path.stat().st_mtime - started_at, "path": copy}
+    return {"at_s": at, "saved_s": None, "path": None}
 
 
 def median_of(pattern: str, text: str) -> float:
@@ -120,7 +155,7 @@ def log_every(args: argparse.Namespace) -> int:
 # --- one function per framework: train, then translate the test set into pieces ------------------------------
 
 
-def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
+def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     overrides = [
         f"decoder.input_feeding={str(args.input_feeding).lower()}",
         f"data.max_tokens={MAX_TOKENS}",
@@ -130,13 +165,17 @@ def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tupl
         "callbacks.model_checkpoint.filename='step{step}'",
         f"hydra.run.dir={run_dir}",
         "test=false",
+        *args.overrides,
     ]
-    train_for(
+    snapshots = train_for(
         [sys.executable, "train.py", *overrides],
         args.budget,
         run_dir.parent / f"{run_dir.name}-train.log",
         env,
         PROJECT_ROOT,
+        run_dir,
+        "checkpoints/*.ckpt",
+        args.curve,
     )
     with (run_dir / "csv" / "metrics.csv").open() as metrics:
         rates = [
@@ -144,14 +183,20 @@ def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tupl
             for row in csv.DictReader(metrics)
             if row.get("train/tokens_per_sec")
         ]
-    hypotheses = run_dir / "test.hyp"
+    return statistics.median(rates[1:] or rates), snapshots
+
+
+def ours_translate(
+    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+) -> list[str]:
+    hypotheses = checkpoint.with_suffix(".hyp")
     run(
         [
             sys.executable,
             "-m",
             "seq2seq.cli.evaluate",
             "--checkpoint",
-            str(run_dir / "checkpoints" / "last.ckpt"),
+            str(checkpoint),
             "--beam-size",
             "1",
             "--src",
@@ -159,17 +204,17 @@ def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tupl
             "--ref",
             str(PROJECT_ROOT / "data/bundled/test.tgt.gz"),
             "--json",
-            str(run_dir / "evaluation.json"),
+            str(checkpoint.with_suffix(".json")),
             "--hypotheses",
             str(hypotheses),
         ],
-        run_dir / "evaluate.log",
+        checkpoint.with_suffix(".log"),
         env,
     )
-    return statistics.median(rates[1:] or rates), hypotheses.read_text().splitlines()
+    return hypotheses.read_text().splitlines()
 
 
-def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str] | None]:
+def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     side = {"level": "word", "lowercase": False, "max_length": 250, "voc_min_freq": 1}
     config = {
         "name": "peers",
@@ -245,23 +290,45 @@ def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
     config_path.write_text(yaml.safe_dump(config))
     bin_dir = ensure_venv(args.work, "joeynmt")
     log = run_dir.parent / f"{run_dir.name}-train.log"
-    train_for(
-        [str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)], args.budget, log, env, run_dir
+    snapshots = train_for(
+        [str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)],
+        args.budget,
+        log,
+        env,
+        run_dir,
+        run_dir,
+        "model/[0-9]*.ckpt",
+        args.curve,
     )
-    rate = median_of(r"Tokens per Sec:\s+([\d.]+)", log.read_text())
-    if not (run_dir / "model" / "latest.ckpt").exists():
-        return rate, None
-    output = run_dir / "test.hyp"  # testing.load_model: the latest checkpoint
+    return median_of(r"Tokens per Sec:\s+([\d.]+)", log.read_text()), snapshots
+
+
+def joeynmt_translate(
+    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+) -> list[str]:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["testing"]["load_model"] = str(checkpoint)
+    config_path = checkpoint.with_suffix(".yaml")
+    config_path.write_text(yaml.safe_dump(config))
+    output = checkpoint.with_suffix(".hyp")
     run(
-        [str(bin_dir / "python"), "-m", "joeynmt", "test", str(config_path), "-o", str(output)],
-        run_dir / "test.log",
+        [
+            str(ensure_venv(args.work, "joeynmt") / "python"),
+            "-m",
+            "joeynmt",
+            "test",
+            str(config_path),
+            "-o",
+            str(output),
+        ],
+        checkpoint.with_suffix(".log"),
         env,
         run_dir,
     )
-    return rate, Path(f"{output}.test").read_text().splitlines()
+    return Path(f"{output}.test").read_text().splitlines()
 
 
-def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
+def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     config = {
         "save_data": str(run_dir / "onmt"),
         "src_vocab": str(run_dir / "vocab.src"),
@@ -313,13 +380,26 @@ def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
         run_dir,
     )
     log = run_dir.parent / f"{run_dir.name}-train.log"
-    train_for([str(bin_dir / "onmt_train"), "-config", str(config_path)], args.budget, log, env, run_dir)
-    rate = median_of(r"[\d.]+/\s*([\d.]+) tok/s", log.read_text())
-    checkpoint = max(run_dir.glob("model_step_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-    output = run_dir / "test.hyp"
+    snapshots = train_for(
+        [str(bin_dir / "onmt_train"), "-config", str(config_path)],
+        args.budget,
+        log,
+        env,
+        run_dir,
+        run_dir,
+        "model_step_*.pt",
+        args.curve,
+    )
+    return median_of(r"[\d.]+/\s*([\d.]+) tok/s", log.read_text()), snapshots
+
+
+def opennmt_translate(
+    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+) -> list[str]:
+    output = checkpoint.with_suffix(".hyp")
     run(
         [
-            str(bin_dir / "onmt_translate"),
+            str(ensure_venv(args.work, "opennmt") / "onmt_translate"),
             "-model",
             str(checkpoint),
             "-src",
@@ -333,14 +413,14 @@ def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
             "-max_length",
             "250",
         ],
-        run_dir / "translate.log",
+        checkpoint.with_suffix(".log"),
         {**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
         run_dir,
     )
-    return rate, output.read_text().splitlines()
+    return output.read_text().splitlines()
 
 
-def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[str]]:
+def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     bin_dir = ensure_venv(args.work, "fairseq")
     binarized = run_dir / "bin"
     run(
@@ -421,15 +501,22 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
         "--seed",
         str(SEED),
     ]
-    train_for(command, args.budget, log, env, run_dir)
-    rate = median_of(r"wps=([\d.]+)", log.read_text())
+    snapshots = train_for(
+        command, args.budget, log, env, run_dir, run_dir, "ckpt/checkpoint_*.pt", args.curve
+    )
+    return median_of(r"wps=([\d.]+)", log.read_text()), snapshots
+
+
+def fairseq_translate(
+    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+) -> list[str]:
     generated = subprocess.run(
         [
-            str(bin_dir / "fairseq-generate"),
-            str(binarized),
+            str(ensure_venv(args.work, "fairseq") / "fairseq-generate"),
+            str(run_dir / "bin"),
             "--cpu",
             "--path",
-            str(run_dir / "ckpt" / "checkpoint_last.pt"),
+            str(checkpoint),
             "--gen-subset",
             "test",
             "--beam",
@@ -450,10 +537,15 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
     found = {
         int(m[1]): m[2] for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", generated.stdout, flags=re.MULTILINE)
     }
-    return rate, [found[i] for i in range(len(found))]
+    return [found[i] for i in range(len(found))]
 
 
-TOOLS = {"ours": ours, "joeynmt": joeynmt, "opennmt": opennmt, "fairseq": fairseq}
+TOOLS = {  # name -> (train: rate and checkpoint snapshots, translate one checkpoint into test-set lines)
+    "ours": (ours, ours_translate),
+    "joeynmt": (joeynmt, joeynmt_translate),
+    "opennmt": (opennmt, opennmt_translate),
+    "fairseq": (fairseq, fairseq_translate),
+}
 
 
 def main() -> None:
@@ -464,7 +556,15 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=300.0, help="wall-clock seconds of training per framework"
     )
+    parser.add_argument(
+        "--curve",
+        type=float,
+        nargs="+",
+        help="seconds at which to take the newest checkpoint and score it (a learning curve); the budget "
+        "is the largest (default: the budget alone)",
+    )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for our run")
     parser.add_argument(
         "--input-feeding",
         type=lambda v: v.lower() == "true",
@@ -481,6 +581,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = parser.parse_args()
     args.work = args.work.resolve()
+    args.curve = sorted(args.curve or [args.budget])
+    args.budget = args.curve[-1]
     if not args.input_feeding and "fairseq" in args.tools:
         sys.exit(
             "error: fairseq's LSTM decoder always uses input feeding; leave fairseq out of --tools with --input-feeding false"
@@ -494,37 +596,54 @@ def main() -> None:
         if tool != "ours":
             ensure_venv(args.work, tool)
     rows = []
-    print(f"{'framework':<10} {'tgt tok/s':>10} {'test BLEU':>10} {'exact %':>8}")
+    print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at " + ", ".join(f"{t:g} s" for t in args.curve))
     for tool in args.tools:
         run_dir = args.work / "runs" / f"{tool}-feed{int(args.input_feeding)}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        rate, output = TOOLS[tool](args, data, run_dir, env)  # output None: no checkpoint within the budget
-        row = {
-            "framework": tool,
-            "tokens_per_sec": rate,
-            "test_bleu": None,
-            "exact_match": None,
-            "input_feeding": args.input_feeding,
-            "budget_s": args.budget,
-            "threads": args.threads,
-        }
-        if output is not None:
-            hypotheses = (
-                output
-                if tool == "ours"
-                else [vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
-            )
-            if len(hypotheses) != len(references):
-                sys.exit(
-                    f"error: {tool} translated {len(hypotheses)} of {len(references)} test sentences; see {run_dir}"
-                )
-            row |= {
-                "test_bleu": corpus_bleu(hypotheses, references),
-                "exact_match": exact_match(hypotheses, references),
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # checkpoints of an earlier run must not be taken for this one's
+        run_dir.mkdir(parents=True)
+        train, translate = TOOLS[tool]
+        rate, snapshots = train(args, data, run_dir, env)  # translations run after training, untimed
+        curve = []
+        for taken in snapshots:
+            point = {
+                "at_s": taken["at_s"],
+                "saved_s": taken["saved_s"],
+                "test_bleu": None,
+                "exact_match": None,
             }
-        rows.append(row)
-        shown = "no checkpoint" if output is None else f"{row['test_bleu']:>10.2f} {row['exact_match']:>8.1f}"
-        print(f"{tool:<10} {rate:>10,.0f} {shown}", flush=True)
+            if taken["path"] is not None:  # None: no checkpoint yet at that time
+                output = translate(args, data, run_dir, env, taken["path"])
+                hypotheses = (
+                    output
+                    if tool == "ours"
+                    else [vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
+                )
+                if len(hypotheses) != len(references):
+                    sys.exit(
+                        f"error: {tool} translated {len(hypotheses)} of {len(references)} test sentences; see {run_dir}"
+                    )
+                point |= {
+                    "test_bleu": corpus_bleu(hypotheses, references),
+                    "exact_match": exact_match(hypotheses, references),
+                }
+            curve.append(point)
+        rows.append(
+            {
+                "framework": tool,
+                "tokens_per_sec": rate,
+                "test_bleu": curve[-1]["test_bleu"],  # at the budget
+                "exact_match": curve[-1]["exact_match"],
+                "curve": curve,
+                "input_feeding": args.input_feeding,
+                "budget_s": args.budget,
+                "threads": args.threads,
+            }
+        )
+        shown = ", ".join(
+            "no checkpoint" if p["test_bleu"] is None else f"{p['test_bleu']:.1f}" for p in curve
+        )
+        print(f"{tool:<10} {rate:>10,.0f}  {shown}", flush=True)
     if "ours" in args.tools:
         ours_rate = rows[args.tools.index("ours")]["tokens_per_sec"]
         for row in rows:

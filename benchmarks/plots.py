@@ -1,4 +1,5 @@
-"""Draws the README's figures from the benchmark JSON: pad fraction per batching method, tokens/s per strategy.
+"""Draws the README's figures from the benchmark JSON: pad fraction per batching method, tokens/s per
+strategy, and test BLEU against training seconds for us and the peers (`peers.py --curve`).
 
 python benchmarks/plots.py            # reads benchmarks/results/*.json, writes docs/*.png
 """
@@ -80,6 +81,47 @@ def strategy_plot(rows: list[dict], throughput: list[dict], path: Path) -> None:
     save(figure, path)
 
 
+PEERS = {  # JSON written by peers.py -> the decoder setting it measured
+    "peers.json": "input feeding",
+    "peers_joeynmt.json": "input feeding",
+    "peers_no_feeding.json": "no input feeding",
+    "peers_joeynmt_no_feeding.json": "no input feeding",
+}
+NAMES = {"ours": "ours", "opennmt": "OpenNMT-py", "fairseq": "fairseq", "joeynmt": "JoeyNMT"}
+COLORS = {"ours": "C0", "opennmt": "C1", "fairseq": "C2", "joeynmt": "C3"}  # the same in every panel
+
+
+def learning_curve_plot(results: Path, path: Path) -> None:
+    """One panel per decoder setting: test BLEU of the newest checkpoint at each second, one line per toolkit."""
+    curves: dict[str, dict[str, list[dict]]] = {}
+    for name, setting in PEERS.items():
+        if (results / name).is_file():
+            for row in json.loads((results / name).read_text()):
+                if row.get("curve"):
+                    curves.setdefault(setting, {})[row["framework"]] = row["curve"]
+    if not curves:
+        return
+    figure, panels = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
+    for axes, (setting, by_tool) in zip(panels[0], curves.items(), strict=True):
+        for tool, curve in by_tool.items():
+            points = [(0, 0.0)] + [(p["at_s"], p["test_bleu"] or 0.0) for p in curve]
+            axes.plot(
+                *zip(*points, strict=True),
+                marker="o",
+                label=NAMES.get(tool, tool),
+                color=COLORS.get(tool),
+                lw=2.5 if tool == "ours" else 1.5,
+            )
+        axes.set_xlim(0, None)
+        axes.set_xticks(sorted({p["at_s"] for curve in by_tool.values() for p in curve} | {0}))
+        axes.set_xlabel("training seconds (2 CPU threads, start-up included)")
+        axes.set_ylabel("test BLEU (greedy)")
+        axes.set_ylim(0, 100)
+        axes.set_title(f"Bundled task, LSTM with attention, {setting}", fontsize=10)
+        axes.legend(fontsize=8)
+    save(figure, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,6 +132,7 @@ def main() -> None:
     read = lambda name: json.loads((args.results / name).read_text())
     pad_fraction_plot(read("pad_fraction.json"), args.docs / "pad_fraction.png")
     strategy_plot(read("strategy_cost.json"), read("throughput.json"), args.docs / "tokens_per_sec.png")
+    learning_curve_plot(args.results, args.docs / "learning_curve.png")
 
 
 if __name__ == "__main__":

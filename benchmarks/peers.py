@@ -6,10 +6,12 @@ bidirectional LSTM encoder (embeddings 128, 128 per direction, 1 layer), an LSTM
 with Luong "general" attention and input feeding (`--input-feeding false` turns it off for ours,
 JoeyNMT and OpenNMT-py; fairseq's LSTM decoder has no such switch), dropout 0.1, Adam at 0.002, label smoothing 0.1,
 gradient norm clipping at 1, batches of at most 2048 padded tokens. Each training process is started,
-run for `--budget` seconds of wall-clock time from its start (startup included) and killed; its last
-saved checkpoint (saved every `--save-every` steps by all) translates the test set greedily, and the
-sentencepiece-decoded output is scored with sacreBLEU against the raw references. Throughput is
-what each framework reports for real target tokens per second of training (median over its log).
+run for `--budget` seconds of wall-clock time from its start (startup included), or for the largest of
+the `--curve` seconds, and killed. At the budget, or at each curve second, the newest checkpoint it has
+saved (every `--save-every` steps by all) is copied aside; after training each copy translates the test
+set greedily, and the sentencepiece-decoded output is scored with sacreBLEU against the raw references.
+Throughput is what each framework reports for real target tokens per second of training (median over
+its log).
 
 Each peer is installed into its own virtualenv under the work folder, torch 2.13.0 first and pinned
 with a pip constraint file; nothing is added to this project's dependencies.
@@ -17,6 +19,7 @@ with a pip constraint file; nothing is added to this project's dependencies.
     python benchmarks/peers.py                       # all four, 300 s each, 2 threads
     python benchmarks/peers.py --input-feeding false --tools ours joeynmt opennmt --out benchmarks/results/peers_no_feeding.json
     python benchmarks/peers.py --tools ours joeynmt --budget 120 --threads 1
+    python benchmarks/peers.py --tools ours opennmt fairseq --curve 60 180 600     # a learning curve
 """
 
 from __future__ import annotations
@@ -87,18 +90,22 @@ def prepare_data(work: Path) -> tuple[Path, object]:
     return folder, vocabs
 
 
+def train_log(run_dir: Path) -> Path:
+    """Where a framework's training output goes: beside its run folder."""
+    return run_dir.parent / f"{run_dir.name}-train.log"
+
+
 def train_for(
     command: list[str],
-    budget: float,
-    log: Path,
-    env: dict,
-    cwd: Path,
     run_dir: Path,
     checkpoints: str,
     curve: list[float],
+    env: dict,
+    cwd: Path | None = None,
 ) -> list[dict]:
-    """Starts training, kills its process group after `budget` seconds, and at each second in `curve`
-    copies the newest checkpoint matching `checkpoints` (a glob under `run_dir`) to `run_dir/curve`.
+    """Starts training (output in `train_log(run_dir)`), at each second in `curve` copies the newest
+    checkpoint matching `checkpoints` (a glob under `run_dir`) to `run_dir/curve`, and kills the
+    training's process group at the last of them.
 
     Returns:
         One snapshot per curve point: at_s (the point), saved_s (when the copied checkpoint was written,
@@ -108,9 +115,10 @@ def train_for(
     snapshots, pending = [], sorted(curve)
     folder = run_dir / "curve"
     folder.mkdir(exist_ok=True)
+    log = train_log(run_dir)
     with log.open("w") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or run_dir, start_new_session=True
         )
         while pending:
             try:
@@ -133,7 +141,7 @@ def snapshot(run_dir: Path, pattern: str, folder: Path, at: float, started_at: f
         size = path.stat().st_size
         time.sleep(0.2)  # one being written now grows: take the one before it
         if path.stat().st_size == size:
-            copy = folder / f"{int(at)}s{path.suffix}"
+            copy = folder / f"{at:g}s{path.suffix}"
             shutil.copyfile(path, copy)
             return {"at_s": at, "saved_s": path.stat().st_mtime - started_at, "path": copy}
     return {"at_s": at, "saved_s": None, "path": None}
@@ -167,16 +175,8 @@ def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tupl
         "test=false",
         *args.overrides,
     ]
-    snapshots = train_for(
-        [sys.executable, "train.py", *overrides],
-        args.budget,
-        run_dir.parent / f"{run_dir.name}-train.log",
-        env,
-        PROJECT_ROOT,
-        run_dir,
-        "checkpoints/*.ckpt",
-        args.curve,
-    )
+    command = [sys.executable, "train.py", *overrides]
+    snapshots = train_for(command, run_dir, "checkpoints/*.ckpt", args.curve, env, cwd=PROJECT_ROOT)
     with (run_dir / "csv" / "metrics.csv").open() as metrics:
         rates = [
             float(row["train/tokens_per_sec"])
@@ -289,18 +289,9 @@ def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     bin_dir = ensure_venv(args.work, "joeynmt")
-    log = run_dir.parent / f"{run_dir.name}-train.log"
-    snapshots = train_for(
-        [str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)],
-        args.budget,
-        log,
-        env,
-        run_dir,
-        run_dir,
-        "model/[0-9]*.ckpt",
-        args.curve,
-    )
-    return median_of(r"Tokens per Sec:\s+([\d.]+)", log.read_text()), snapshots
+    command = [str(bin_dir / "python"), "-m", "joeynmt", "train", str(config_path)]
+    snapshots = train_for(command, run_dir, "model/[0-9]*.ckpt", args.curve, env)
+    return median_of(r"Tokens per Sec:\s+([\d.]+)", train_log(run_dir).read_text()), snapshots
 
 
 def joeynmt_translate(
@@ -379,18 +370,9 @@ def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
         env,
         run_dir,
     )
-    log = run_dir.parent / f"{run_dir.name}-train.log"
-    snapshots = train_for(
-        [str(bin_dir / "onmt_train"), "-config", str(config_path)],
-        args.budget,
-        log,
-        env,
-        run_dir,
-        run_dir,
-        "model_step_*.pt",
-        args.curve,
-    )
-    return median_of(r"[\d.]+/\s*([\d.]+) tok/s", log.read_text()), snapshots
+    command = [str(bin_dir / "onmt_train"), "-config", str(config_path)]
+    snapshots = train_for(command, run_dir, "model_step_*.pt", args.curve, env)
+    return median_of(r"[\d.]+/\s*([\d.]+) tok/s", train_log(run_dir).read_text()), snapshots
 
 
 def opennmt_translate(
@@ -445,7 +427,6 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
         env,
         run_dir,
     )
-    log = run_dir.parent / f"{run_dir.name}-train.log"
     command = [
         str(bin_dir / "fairseq-train"),
         str(binarized),
@@ -501,10 +482,8 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
         "--seed",
         str(SEED),
     ]
-    snapshots = train_for(
-        command, args.budget, log, env, run_dir, run_dir, "ckpt/checkpoint_*.pt", args.curve
-    )
-    return median_of(r"wps=([\d.]+)", log.read_text()), snapshots
+    snapshots = train_for(command, run_dir, "ckpt/checkpoint_*.pt", args.curve, env)
+    return median_of(r"wps=([\d.]+)", train_log(run_dir).read_text()), snapshots
 
 
 def fairseq_translate(

@@ -239,3 +239,25 @@ def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path:
     assert not cells["lstm/attention/bucketed/naive"]["claims_exact"]
     for name in ("padding_lab_bleu", "padding_lab_changed"):
         assert (docs / f"{name}.png").stat().st_size > 0
+
+
+def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_second(tmp_path: Path) -> None:
+    """`peers.train_for` on a real process that writes checkpoints at known times (no framework needed)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    from peers import train_for
+
+    writer = (
+        "import pathlib, time\n"
+        "folder = pathlib.Path('ckpt'); folder.mkdir()\n"
+        "time.sleep(0.5); (folder / 'step1.pt').write_text('first')\n"
+        "time.sleep(1.5); (folder / 'step2.pt').write_text('second')\n"
+        "time.sleep(60)\n"
+    )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    snapshots = train_for([sys.executable, "-c", writer], run_dir, "ckpt/*.pt", [0.2, 1.5, 3.5], env={})
+    assert [s["at_s"] for s in snapshots] == [0.2, 1.5, 3.5]
+    assert snapshots[0]["path"] is None  # nothing saved yet
+    assert [s["path"].read_text() for s in snapshots[1:]] == ["first", "second"]
+    assert 0.3 < snapshots[1]["saved_s"] <= 1.5 and snapshots[1]["saved_s"] < snapshots[2]["saved_s"] <= 3.5
+    assert (tmp_path / "run-train.log").exists()

@@ -12,13 +12,16 @@ strategy (trained with one, served with another) at the 50% level.
 Cells that would repeat another are skipped: `packing` and `state_reset` change how an RNN runs, so
 on the attention encoder they are `masking` again. Run from the repository root::
 
-    python benchmarks/padding_lab.py                          # the whole grid; results/padding_lab.json
-    python benchmarks/padding_lab.py --encoders bilstm --epochs 1 --limit 300   # a smaller study
-    python benchmarks/padding_lab.py --plot-only              # figures from the JSON file again
+    python benchmarks/padding_lab.py --rerun                  # the whole grid again; results/padding_lab.json
+    python benchmarks/padding_lab.py                          # only the cells the JSON file lacks
+    python benchmarks/padding_lab.py --plot-only              # figures and tables from the JSON file again
+    python benchmarks/padding_lab.py --encoders bilstm --limit 300 --out runs/lab.json \
+        --overrides data=parallel data.path=DIR data.src_lang=de data.tgt_lang=en   # another corpus
 
 Cells already in the JSON file are kept unless --rerun is given, so the grid can be filled in over
-several sessions. Figures: docs/padding_lab_bleu.png and docs/padding_lab_changed.png (training
-speed per strategy: docs/tokens_per_sec.png, from benchmarks/strategy_cost.py).
+several sessions. Each model is evaluated on the test split of the corpus it was trained on.
+Figures: docs/padding_lab_bleu.png and docs/padding_lab_changed.png for the default --out, else beside
+the JSON file (training speed per strategy: docs/tokens_per_sec.png, from benchmarks/strategy_cost.py).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ EXACT_TOLERANCE = 1e-3  # largest change of a reference's log-probability still 
 PAD_LEVELS = [0.0, 0.25, 0.5, 0.75, 0.9]
 MATRIX_LEVEL = 0.5
 DOCS = PROJECT_ROOT / "docs"
+STUDY = RESULTS / "padding_lab.json"  # the study the README shows; its figures go to DOCS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,12 +208,14 @@ def study_cell(cell: Cell, loaded: LoadedModel, pairs, references: list[str], si
     return found
 
 
-def test_pairs(limit: int | None, vocab_source: LoadedModel) -> tuple[list, list[str]]:
-    text = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt")
+def test_pairs(limit: int | None, loaded: LoadedModel) -> tuple[list, list[str], Path]:
+    """The first `limit` pairs of the test split of the corpus the model was trained on, and its file."""
+    data = loaded.config.data
+    text = read_parallel(data.path, "test", data.src_lang, data.tgt_lang)
     sources, references = text.src[:limit], text.tgt[:limit]
-    src = vocab_source.vocabs.src.encode(sources)
-    tgt = vocab_source.vocabs.tgt.encode(references)
-    return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt))], references
+    src = loaded.vocabs.src.encode(sources)
+    tgt = loaded.vocabs.tgt.encode(references)
+    return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt))], references, text.src_path
 
 
 def main() -> None:
@@ -224,9 +230,13 @@ def main() -> None:
     parser.add_argument("--overrides", nargs="*", default=[], help="added to every training run")
     parser.add_argument("--rerun", action="store_true", help="train cells the JSON file already holds")
     parser.add_argument("--plot-only", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS / "padding_lab.json")
-    parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument("--out", type=Path, default=STUDY)
+    parser.add_argument(
+        "--docs", type=Path, help="where the figures go: docs/ for the default --out, else beside --out"
+    )
     args = parser.parse_args()
+    # A study of one's own must not overwrite the figures the README shows.
+    docs = args.docs or (DOCS if args.out == STUDY else args.out.parent)
     study = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
     settings = {
         "epochs": args.epochs,
@@ -247,7 +257,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as run_dir:
                 results = train(cell, args.epochs, args.overrides, Path(run_dir))
                 loaded = load_checkpoint(results["best_checkpoint"])
-                pairs, references = test_pairs(args.limit, loaded)
+                pairs, references, test_file = test_pairs(args.limit, loaded)
                 found = study_cell(cell, loaded, pairs, references, args.batch_size)
             study["cells"][cell.name] = {
                 **dataclasses.asdict(cell),
@@ -255,11 +265,12 @@ def main() -> None:
                 "tokens_per_sec": results.get("train/tokens_per_sec"),
                 "train_pad_fraction": results.get("train/pad_fraction"),
                 "wall_time_s": results["wall_time_s"],
+                "test_file": str(test_file),
                 **found,
             }
             write_json(args.out, study)  # after every cell: an interrupted study keeps what it has
             print_cell(cell.name, study["cells"][cell.name])
-    plot(study, args.docs)
+    plot(study, docs)
     print(summary_table(study))
 
 
@@ -360,7 +371,8 @@ def plot(study: dict, docs: Path) -> None:
                         marker="o",
                         label=f"{c['strategy']} ({c['batching']})",
                     )
-                axis.set_title(f"{encoder}, decoder attention: {attention}", fontsize=9)
+                reads = "with decoder attention" if attention == "attention" else "no decoder attention"
+                axis.set_title(f"{encoder} encoder, {reads}", fontsize=9)
                 if row == len(attentions) - 1:
                     axis.set_xlabel("source pads in the test batch (%)")
                 if column == 0:

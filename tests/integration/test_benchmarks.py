@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -205,7 +206,16 @@ def test_components_benchmark(tmp_path: Path) -> None:
 
 
 def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path: Path) -> None:
-    out, docs = tmp_path / "lab.json", tmp_path / "docs"
+    """On a corpus of the user's own (DIR/{train,valid,test}.{de,en}), figures beside the JSON file."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split, part in (("train", slice(0, 2000)), ("valid", slice(0, 40)), ("test", slice(-40, None))):
+        for side, lang in (("src", "de"), ("tgt", "en")):
+            bundled = PROJECT_ROOT / "data" / "bundled" / f"{split}.{side}.gz"
+            lines = gzip.decompress(bundled.read_bytes()).decode().splitlines()[part]
+            (corpus / f"{split}.{lang}").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "study" / "lab.json"
+    out.parent.mkdir()
     run_benchmark(
         "benchmarks/padding_lab.py",
         "--encoders",
@@ -223,13 +233,17 @@ def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path:
         "8",
         "--overrides",
         "debug=tiny",
+        "data=parallel",
+        f"data.path={corpus}",
+        "data.src_lang=de",
+        "data.tgt_lang=en",
+        "data.vocab.vocab_size=300",
         "--out",
         str(out),
-        "--docs",
-        str(docs),
     )
     cells = json.loads(out.read_text())["cells"]
     assert set(cells) == {"lstm/attention/bucketed/naive", "lstm/attention/bucketed/packing"}
+    assert {cell["test_file"] for cell in cells.values()} == {str(corpus / "test.de")}
     packing = cells["lstm/attention/bucketed/packing"]
     assert packing["claims_exact"] and packing["exact_holds"]
     levels = [row["pad_fraction"] for row in packing["dial"]]
@@ -238,7 +252,7 @@ def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path:
     assert packing["served_with"]["state_reset"]["bleu"] == pytest.approx(packing["dial"][0]["bleu"])
     assert not cells["lstm/attention/bucketed/naive"]["claims_exact"]
     for name in ("padding_lab_bleu", "padding_lab_changed"):
-        assert (docs / f"{name}.png").stat().st_size > 0
+        assert (out.parent / f"{name}.png").stat().st_size > 0
 
 
 def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_second(tmp_path: Path) -> None:

@@ -159,7 +159,9 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
         subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
         wait_for(lambda: logged(f"scontrol requeue {job}: done"), "the job to requeue itself", 120)
         assert logged("error: Stopped by SIGUSR1 after step")
-        # SLURM holds a requeued job for a while (BeginTime); let it start now.
+        # SLURM holds a requeued job for a while (BeginTime); let it start in 2 s, not at once: slurmd
+        # rejects a launch credential made in the same second as the revoked one of the first run
+        # ("Killing non-startable batch job: Job credential revoked"; it ended a CI run this way).
         wait_for(
             lambda: (
                 "PENDING"
@@ -171,7 +173,7 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
             60,
         )
         subprocess.run(
-            ["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True, check=False
+            ["scontrol", "update", f"jobid={job}", "StartTime=now+2"], capture_output=True, check=False
         )
         # Follow the rerun through its log and the queue: the accounting database can still report the
         # first attempt for a while (a CI run once read FAILED there and cancelled the rerun unstarted).

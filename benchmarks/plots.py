@@ -81,29 +81,23 @@ def strategy_plot(rows: list[dict], throughput: list[dict], path: Path) -> None:
     save(figure, path)
 
 
-PEERS = {  # JSON written by peers.py -> the decoder setting it measured
-    "peers.json": "input feeding",
-    "peers_joeynmt.json": "input feeding",
-    "peers_no_feeding.json": "no input feeding",
-    "peers_joeynmt_no_feeding.json": "no input feeding",
-}
 NAMES = {"ours": "ours", "opennmt": "OpenNMT-py", "fairseq": "fairseq", "joeynmt": "JoeyNMT"}
 COLORS = {"ours": "C0", "opennmt": "C1", "fairseq": "C2", "joeynmt": "C3"}  # the same in every panel
 
 
 def learning_curve_plot(results: Path, path: Path) -> None:
     """One panel per decoder setting: test BLEU of the newest checkpoint at each second, one line per toolkit."""
-    curves: dict[str, dict[str, list[dict]]] = {}
-    for name, setting in PEERS.items():
-        if (results / name).is_file():
-            for row in json.loads((results / name).read_text()):
-                if row.get("curve"):
-                    curves.setdefault(setting, {})[row["framework"]] = row["curve"]
+    curves: dict[bool, dict[str, list[dict]]] = {}  # input feeding -> framework -> its curve
+    for file in sorted(results.glob("peers*.json")):
+        for row in json.loads(file.read_text()):
+            if row.get("curve"):
+                curves.setdefault(row["input_feeding"], {})[row["framework"]] = row["curve"]
     if not curves:
         return
     figure, panels = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
-    for axes, (setting, by_tool) in zip(panels[0], curves.items(), strict=True):
-        for tool, curve in by_tool.items():
+    for axes, (feeding, by_tool) in zip(panels[0], sorted(curves.items(), reverse=True), strict=True):
+        setting = "input feeding" if feeding else "no input feeding"
+        for tool, curve in sorted(by_tool.items(), key=lambda item: list(NAMES).index(item[0])):
             points = [(0, 0.0)] + [(p["at_s"], p["test_bleu"] or 0.0) for p in curve]
             axes.plot(
                 *zip(*points, strict=True),

@@ -1,6 +1,7 @@
 """Padding strategies, chosen by the `strategy=` config group."""
 
 from seq2seq.padding.strategy import (
+    MaskingOutputsStrategy,
     MaskingStrategy,
     NaiveStrategy,
     PackingStrategy,
@@ -8,4 +9,11 @@ from seq2seq.padding.strategy import (
     StateResetStrategy,
 )
 
-__all__ = ["MaskingStrategy", "NaiveStrategy", "PackingStrategy", "PaddingStrategy", "StateResetStrategy"]
+__all__ = [
+    "MaskingOutputsStrategy",
+    "MaskingStrategy",
+    "NaiveStrategy",
+    "PackingStrategy",
+    "PaddingStrategy",
+    "StateResetStrategy",
+]

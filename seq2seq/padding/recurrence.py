@@ -1,4 +1,7 @@
-"""An RNN step loop that updates the state only at real tokens (the `state_reset` strategy).
+"""An RNN step loop that updates the state only at real tokens: `state_reset` for masks with holes.
+
+A mask whose real tokens form one run per row (right or left padding) runs on the fused kernels
+instead (`fused.py`); this loop serves the masks those kernels cannot, with holes inside a row.
 
 The input projections of all time steps are computed in one matrix product; only the recurrent
 product runs step by step. The two directions of a bidirectional layer step together: the backward

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.ops.precision import rnn_input
+from seq2seq.padding.fused import contiguous_runs, run_exact_rnn, run_exact_shifted
 from seq2seq.padding.recurrence import run_reset_rnn
 
 
@@ -36,6 +37,8 @@ def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
 
 class PaddingStrategy(ABC):
     """How pads are handled. Subclasses implement `run_rnn`; masking hooks default to "mask pads"."""
+
+    rnn_computes_pads = True  # whether `run_rnn` spends FLOPs at pad positions (seq2seq/models/flops.py)
 
     @abstractmethod
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,12 +94,26 @@ class NaiveStrategy(PaddingStrategy):
 
 
 class MaskingStrategy(PaddingStrategy):
-    """The RNN runs over the padded tensor; everything downstream ignores the pads.
+    """The RNN runs over the padded tensor on the fused kernels; everything downstream ignores the pads.
 
-    The forward direction's final state is gathered at each sentence's true last step, so a
-    unidirectional RNN is exact. A bidirectional RNN's backward direction starts at the last
-    padded position and reads the pads before the sentence: its states differ from those of the
-    sentence alone at every position (asserted by the tests).
+    The forward direction reads each sentence, then its pads, which no real position reads. The
+    backward direction of a bidirectional RNN reads each sentence reversed within its own length, so
+    its pads come last too (`fused.py`). Exact for every encoder, layer count and direction, at the
+    cost of running the RNN over the pads. `MaskingOutputsStrategy` keeps the inexact form as a baseline.
+    """
+
+    def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        return run_exact_rnn(rnn, x, lengths)
+
+
+class MaskingOutputsStrategy(PaddingStrategy):
+    """Baseline: masks the padded RNN's outputs and final state, but the backward direction reads pads.
+
+    What `masking` did before it became exact, kept so that the harm it does stays reproducible
+    (benchmarks/padding_lab.py). The forward direction's final state is gathered at each sentence's
+    true last step, so a unidirectional RNN is exact. A bidirectional RNN's backward direction starts
+    at the last padded position and reads the pads before the sentence: its states differ from those
+    of the sentence alone at every position (asserted by the tests).
     """
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,6 +128,8 @@ class MaskingStrategy(PaddingStrategy):
 
 class PackingStrategy(PaddingStrategy):
     """`pack_padded_sequence`: the RNN never sees a pad, in either direction. Exact."""
+
+    rnn_computes_pads = False
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         # Lengths must be int64 on the CPU and positive: an all-pad row runs one step and is zeroed
@@ -133,14 +152,22 @@ class StateResetStrategy(PaddingStrategy):
 
     Every sequence starts from the initial state in both directions, so the result is exact for
     right and left padding alike. Uses the RNN module's own weights, so models trained with any
-    strategy can be run with this one.
+    strategy can be run with this one. Which path runs:
+
+    - right padding (`run_rnn`), and any mask whose real tokens form one run per row (left padding,
+      pads on both sides; `run_masked`): the fused kernels of `fused.py`, each row shifted to start
+      at position 0 — the same states, since a state carried through pads after the sentence is
+      never read and pads before it leave the initial state unchanged;
+    - a mask with holes inside a row: the Python step loop of `recurrence.py`.
     """
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        mask = lengths_mask(lengths.to(x.device), x.size(1))
-        return self.run_masked(rnn, x, mask)
+        return run_exact_rnn(rnn, x, lengths)
 
     @staticmethod
     def run_masked(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Like `run_rnn`, for any (B, T) mask of real positions: left padding included."""
-        return run_reset_rnn(rnn, x, mask)
+        """Like `run_rnn`, for any (B, T) mask of real positions: left padding and holes included."""
+        runs = contiguous_runs(mask)
+        if runs is None:
+            return run_reset_rnn(rnn, x, mask)
+        return run_exact_shifted(rnn, x, *runs)

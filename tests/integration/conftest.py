@@ -12,6 +12,7 @@ from seq2seq.config import CONFIG_DIR
 from seq2seq.train import train
 
 TINY_MODELS = {
+    "masking": [],  # the default recipe: a bidirectional LSTM with strategy=masking
     "packing": ["encoder=lstm", "strategy=packing"],
     "state_reset": ["encoder=gru", "decoder=gru", "strategy=state_reset", "decoder.input_feeding=true"],
     "masking_uni": ["encoder=lstm", "strategy=masking", "encoder.rnn.bidirectional=false"],

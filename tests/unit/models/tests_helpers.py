@@ -18,9 +18,14 @@ VOCAB = 20
 ENCODERS = {
     "bilstm": partial(RecurrentEncoder, partial(nn.LSTM, bidirectional=True), hidden_size=8),
     "gru": partial(RecurrentEncoder, partial(nn.GRU), hidden_size=8),
+    "bigru2": partial(
+        RecurrentEncoder, partial(nn.GRU, num_layers=2, bidirectional=True, dropout=0.3), hidden_size=8
+    ),
     "attention": partial(SelfAttentionEncoder, hidden_size=8, num_heads=2, num_layers=1, feedforward_size=16),
 }
 EXACT = [
+    ("bilstm", MaskingStrategy()),
+    ("bigru2", MaskingStrategy()),
     ("bilstm", PackingStrategy()),
     ("bilstm", StateResetStrategy()),
     ("gru", MaskingStrategy()),

@@ -12,21 +12,26 @@ from torch import nn
 
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.padding import (
+    MaskingOutputsStrategy,
     MaskingStrategy,
     NaiveStrategy,
     PackingStrategy,
     PaddingStrategy,
     StateResetStrategy,
 )
+from seq2seq.padding.fused import ReverseWithinLengths, reversal_index
+from seq2seq.padding.recurrence import run_reset_rnn
 from seq2seq.padding.strategy import lengths_mask
 
 EMBED = 6
-EXACT_FOR_EVERY_ENCODER = [PackingStrategy(), StateResetStrategy()]
+EXACT_FOR_EVERY_ENCODER = [MaskingStrategy(), PackingStrategy(), StateResetStrategy()]
 
 
-def recurrent(rnn: type[nn.RNNBase], bidirectional: bool, strategy: PaddingStrategy) -> nn.Module:
+def recurrent(
+    rnn: type[nn.RNNBase], bidirectional: bool, strategy: PaddingStrategy, num_layers: int = 2
+) -> nn.Module:
     torch.manual_seed(0)
-    factory = partial(rnn, num_layers=2, bidirectional=bidirectional, dropout=0.3)
+    factory = partial(rnn, num_layers=num_layers, bidirectional=bidirectional, dropout=0.3 * (num_layers > 1))
     return RecurrentEncoder(factory, input_size=EMBED, hidden_size=5, padding=strategy).eval()
 
 
@@ -66,26 +71,27 @@ batch_lengths = st.lists(st.integers(1, 12), min_size=1, max_size=5)
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
 @pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("strategy", EXACT_FOR_EVERY_ENCODER, ids=repr)
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(lengths=batch_lengths, extra=st.integers(0, 4))
 def test_exact_strategies_are_padding_invariant_for_rnns(
-    rnn, bidirectional, strategy, lengths, extra
+    rnn, bidirectional, num_layers, strategy, lengths, extra
 ) -> None:
-    assert max_drift(recurrent(rnn, bidirectional, strategy), lengths, extra) < 1e-5
+    assert max_drift(recurrent(rnn, bidirectional, strategy, num_layers), lengths, extra) < 1e-5
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
 @settings(max_examples=15, deadline=None)
 @given(lengths=batch_lengths, extra=st.integers(0, 4))
-def test_masking_is_padding_invariant_for_unidirectional_rnns(rnn, lengths, extra) -> None:
-    assert max_drift(recurrent(rnn, False, MaskingStrategy()), lengths, extra) < 1e-5
+def test_masking_outputs_is_padding_invariant_for_unidirectional_rnns(rnn, lengths, extra) -> None:
+    assert max_drift(recurrent(rnn, False, MaskingOutputsStrategy()), lengths, extra) < 1e-5
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
-def test_masking_lets_pads_into_the_backward_direction(rnn) -> None:
-    """Documented limit of masking: a bidirectional RNN's backward pass reads the pads first."""
-    assert max_drift(recurrent(rnn, True, MaskingStrategy()), [3, 9], 2) > 1e-3
+def test_masking_outputs_lets_pads_into_the_backward_direction(rnn) -> None:
+    """The documented limit of the masking_outputs baseline: a bidirectional RNN's backward pass reads the pads first."""
+    assert max_drift(recurrent(rnn, True, MaskingOutputsStrategy()), [3, 9], 2) > 1e-3
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
@@ -106,21 +112,71 @@ def test_self_attention_encoder_drifts_under_naive() -> None:
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
-def test_state_reset_is_exact_for_left_padding(rnn) -> None:
+@pytest.mark.parametrize("extra", [0, 3])
+def test_state_reset_is_exact_for_left_padding(rnn, extra) -> None:
     encoder = recurrent(rnn, True, StateResetStrategy())
-    lengths = [2, 7, 5]
-    x, _, _ = padded_batch(lengths, 0)
+    lengths = [2, 7, 5, 0]
+    x, _, _ = padded_batch(lengths, extra)
     steps = x.size(1)
     left_mask = torch.arange(steps)[None, :] >= steps - torch.tensor(lengths)[:, None]  # pads first
     with torch.no_grad():
         outputs, final = StateResetStrategy.run_masked(encoder.rnn, x, left_mask)
         for i, n in enumerate(lengths):
+            assert not outputs[i, : steps - n].any()  # pads stay zero
+            if n == 0:  # an empty row keeps the initial state
+                assert not final[i].any()
+                continue
             alone, alone_final = StateResetStrategy.run_masked(
                 encoder.rnn, x[i : i + 1, steps - n :], torch.ones(1, n, dtype=torch.bool)
             )
             assert torch.allclose(outputs[i, steps - n :], alone[0], atol=1e-6)
             assert torch.allclose(final[i], alone_final[0], atol=1e-6)
-            assert not outputs[i, : steps - n].any()  # pads stay zero
+
+
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[0, 0, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]],  # one run per row: fused kernels
+        [[1, 0, 1, 1, 0, 0], [0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]],  # a hole in row 0: the step loop
+    ],
+)
+def test_state_reset_paths_agree_with_the_step_loop(rnn, rows) -> None:
+    """The fused path (one run of real tokens per row) gives the step loop's states and gradients."""
+    encoder = recurrent(rnn, True, StateResetStrategy())
+    mask = torch.tensor(rows, dtype=torch.bool)
+    x = torch.randn(3, 6, EMBED, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    results = []
+    for run in (StateResetStrategy.run_masked, run_reset_rnn):
+        encoder.zero_grad()
+        outputs, final = run(encoder.rnn, x, mask)
+        (grad_x,) = torch.autograd.grad((outputs.sin().sum() + final.cos().sum()), x)
+        results.append((outputs, final, grad_x))
+    for fused, loop in zip(*results, strict=True):
+        assert torch.allclose(fused, loop, atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_masking_gives_packings_outputs_and_gradients(rnn, num_layers) -> None:
+    """The reversal within lengths is differentiable like packing: same states, same weight gradients."""
+    lengths = [4, 9, 1, 6]
+    x, lengths_t, _ = padded_batch(lengths, 2)
+    gradients = []
+    for strategy in (MaskingStrategy(), PackingStrategy()):
+        encoder = recurrent(rnn, True, strategy, num_layers)
+        outputs, final = strategy.run_rnn(encoder.rnn, x, lengths_t)
+        (outputs.sin().sum() + final.cos().sum()).backward()
+        gradients.append((outputs, final, *[p.grad for p in encoder.rnn.parameters()]))
+    for masking, packing in zip(*gradients, strict=True):
+        assert torch.allclose(masking, packing, atol=1e-5)
+
+
+def test_the_reversal_within_lengths_is_its_own_gradient() -> None:
+    index = reversal_index(torch.tensor([3, 1, 0, 4]), 4)
+    assert torch.equal(index.view(4, 4)[0], torch.tensor([2, 1, 0, 3]))  # pads stay in place
+    x = torch.randn(4, 4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ReverseWithinLengths.apply(t, index), (x,))
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU, nn.RNN])
@@ -138,7 +194,7 @@ def test_strategy_hooks() -> None:
     mask = torch.tensor([[True, True, False]])
     assert NaiveStrategy().key_padding_mask(mask) is None
     assert NaiveStrategy().loss_mask(mask).all()
-    for strategy in (MaskingStrategy(), PackingStrategy(), StateResetStrategy()):
+    for strategy in (MaskingStrategy(), MaskingOutputsStrategy(), PackingStrategy(), StateResetStrategy()):
         assert torch.equal(strategy.key_padding_mask(mask), mask)
         assert torch.equal(strategy.loss_mask(mask), mask)
     memory = torch.tensor([[[1.0], [3.0], [100.0]]])

@@ -1,4 +1,9 @@
-"""Token-level losses normalised by the number of counted target tokens."""
+"""Token-level losses normalised by the number of counted target tokens.
+
+The losses take logits either at every target position, (B, T, V), or only at the positions their
+mask counts, (N, V) in row-major order: what `Seq2Seq.forward(batch, positions=mask)` computes, so that
+the output layer, the largest on a real vocabulary, spends nothing on pads.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,19 @@ from torch import Tensor
 
 
 def token_nll(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """(B, T, V) logits, (B, T) targets -> (B, T) per-token cross-entropy."""
+    """(..., V) logits, (...) targets -> (...) per-token cross-entropy, computed in fp32."""
     flat = F.cross_entropy(
-        logits.flatten(0, 1).float(), targets.flatten(), reduction="none", label_smoothing=label_smoothing
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        reduction="none",
+        label_smoothing=label_smoothing,
     )
     return flat.view_as(targets)
+
+
+def counted_logits(logits: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, V) or already gathered (N, V) logits -> (N, V) at the N True positions of `mask`."""
+    return logits[mask] if logits.dim() == 3 else logits
 
 
 def masked_cross_entropy(
@@ -23,7 +36,7 @@ def masked_cross_entropy(
     short batches weigh each token equally.
 
     Args:
-        logits: (B, T, V).
+        logits: (B, T, V), or (N, V) at the N positions `mask` counts.
         targets: (B, T) target ids.
         mask: (B, T) bool, positions that count.
         label_smoothing: share of probability mass spread over the vocabulary.
@@ -31,10 +44,14 @@ def masked_cross_entropy(
     Returns:
         (loss sum, token count), both 0-dim tensors.
     """
-    losses = token_nll(logits, targets, label_smoothing) * mask
+    losses = token_nll(counted_logits(logits, mask), targets[mask], label_smoothing)  # (N,)
     return losses.sum(), mask.sum()
 
 
 def sentence_nll(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """(B,) summed negative log-likelihood of each target sentence over its real tokens."""
-    return (token_nll(logits, targets) * mask).sum(dim=1)
+    """(B,) summed negative log-likelihood of each target sentence over its real tokens.
+
+    `logits` as in `masked_cross_entropy`; `mask` marks the real target tokens.
+    """
+    losses = token_nll(counted_logits(logits, mask), targets[mask])  # (N,)
+    return losses.new_zeros(mask.shape).masked_scatter(mask, losses).sum(dim=1)

@@ -10,6 +10,7 @@ from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import PAD_ID
 from seq2seq.models.decoder import DecoderState, RecurrentDecoder
 from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.flops import Flops, dense_flops
 from seq2seq.padding import PaddingStrategy
 
 
@@ -62,14 +63,38 @@ class Seq2Seq(nn.Module):
                 )
             self.generator.weight = self.tgt_embed.weight
 
+    def set_padding(self, padding: PaddingStrategy) -> None:
+        """Serves the trained weights with another padding strategy (the encoder and the loss share it)."""
+        self.padding = self.encoder.padding = padding
+
     def encode(self, src: Tensor, src_lengths: Tensor, src_mask: Tensor) -> EncoderOutput:
         """src (B, S) ids, src_lengths (B,), src_mask (B, S) -> encoder output."""
         return self.encoder(self.src_embed(src), src_lengths, src_mask)
 
-    def forward(self, batch: Batch) -> Tensor:
-        """Teacher-forced logits (B, T, V) for `batch.tgt_out`."""
+    def forward(self, batch: Batch, positions: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits for `batch.tgt_out`.
+
+        Args:
+            batch: the batch.
+            positions: (B, T) bool, the target positions to project; None: all of them.
+
+        Returns:
+            (B, T, V) logits, or (N, V) at the N True `positions` in row-major order: the output layer
+            then runs on those positions only (on a real vocabulary it is the largest layer).
+        """
         encoded = self.encode(batch.src, batch.src_lengths, batch.src_mask)
-        return self.generator(self.decoder(self.tgt_embed(batch.tgt_in), encoded))
+        hidden = self.decoder(self.tgt_embed(batch.tgt_in), encoded)  # (B, T, H)
+        return self.generator(hidden if positions is None else hidden[positions])
+
+    def flops(self, batch: Batch) -> Flops:
+        """Matrix-multiply FLOPs of a teacher-forced step on `batch`, and those at pads (seq2seq/models/flops.py)."""
+        src_steps, steps = batch.src.size(1), batch.tgt_out.size(1)
+        projected = self.padding.loss_mask(batch.tgt_mask).sum()  # where `forward` runs the output layer
+        return (
+            self.encoder.flops(batch.src_lengths, src_steps)
+            + self.decoder.flops(batch.tgt_lengths, steps, batch.src_lengths, src_steps)
+            + Flops.at(dense_flops(self.generator), projected, batch.tgt_lengths.sum())
+        )
 
     def decode_step(
         self, prev: Tensor, state: DecoderState, encoded: EncoderOutput

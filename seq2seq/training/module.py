@@ -77,8 +77,8 @@ class Seq2SeqModule(L.LightningModule):
 
     def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced loss summed over the counted target tokens, and their number (the padding strategy decides which count)."""
-        logits = self.net(batch)  # (B, T, V)
         counted = self.net.padding.loss_mask(batch.tgt_mask)
+        logits = self.net(batch, counted)  # (N, V) at the counted positions only
         return masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -136,10 +136,8 @@ class Seq2SeqModule(L.LightningModule):
             group["lr"] *= ratio
 
     def _evaluation_step(self, batch: Batch) -> None:
-        logits = self.net(batch)
-        nll, count = masked_cross_entropy(
-            logits, batch.tgt_out, batch.tgt_mask
-        )  # reported loss: real tokens only
+        # The reported loss counts real tokens only, whatever the strategy trains on.
+        nll, count = masked_cross_entropy(self.net(batch, batch.tgt_mask), batch.tgt_out, batch.tgt_mask)
         found = beam_search(  # beam_size=1 is greedy search
             self.net,
             batch.src,

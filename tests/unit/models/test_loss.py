@@ -19,6 +19,20 @@ def test_pad_positions_do_not_count() -> None:
     assert torch.allclose(loss_sum, expected)
 
 
+def test_logits_gathered_at_the_counted_positions_give_the_same_losses() -> None:
+    """What `Seq2Seq.forward(batch, mask)` hands the losses: (N, V) at the real positions only."""
+    logits = torch.randn(2, 3, 5)
+    targets = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    mask = targets != 0
+    full, gathered = (
+        masked_cross_entropy(logits, targets, mask, 0.1),
+        masked_cross_entropy(logits[mask], targets, mask, 0.1),
+    )
+    assert torch.allclose(full[0], gathered[0]) and full[1] == gathered[1] == 3
+    assert torch.allclose(sentence_nll(logits[mask], targets, mask), sentence_nll(logits, targets, mask))
+    assert sentence_nll(logits, targets, mask)[1] == -torch.log_softmax(logits[1, 0], -1)[3]
+
+
 def test_uniform_logits_give_log_vocab_per_token_and_sentence_sums() -> None:
     logits = torch.zeros(2, 4, 8)
     targets = torch.tensor([[1, 2, 3, 0], [4, 0, 0, 0]])

@@ -137,3 +137,13 @@ def test_an_all_pad_source_row_does_not_touch_the_others(encoder, strategy) -> N
     emptied = sentence_nll(model(with_empty_source_row(batch)), batch.tgt_out, batch.tgt_mask)
     assert torch.isfinite(emptied).all()
     torch.testing.assert_close(emptied[1:], full[1:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_the_output_layer_can_run_at_the_real_positions_only(input_feeding) -> None:
+    model = build("bilstm", MaskingStrategy(), input_feeding=input_feeding)
+    batch = collate(PAIRS)
+    with torch.no_grad():
+        full, gathered = model(batch), model(batch, batch.tgt_mask)
+    assert gathered.shape == (int(batch.tgt_mask.sum()), VOCAB)
+    assert torch.allclose(full[batch.tgt_mask], gathered, atol=1e-6)

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.flops import Flops, dense_flops, pairs
+
 
 def masked_softmax(scores: Tensor, key_mask: Tensor | None) -> Tensor:
     """Softmax over the last axis that gives masked keys exactly zero weight.
@@ -33,9 +35,27 @@ class Attention(nn.Module, ABC):
         key_size: encoder memory size.
     """
 
+    key_proj: nn.Module  # the keys' projection, applied once per key (subclasses set it)
+
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
         self.query_size, self.key_size = query_size, key_size
+
+    @property
+    def query_flops(self) -> int:
+        """Matrix-multiply FLOPs per query outside the scores."""
+        return 0
+
+    @property
+    def pair_flops(self) -> int:
+        """Matrix-multiply FLOPs per (query, key) pair: the score, and the key's share of the context."""
+        return 2 * (self.query_size + self.key_size)
+
+    def flops(self, lengths_q: Tensor, steps_q: int, lengths_k: Tensor, steps_k: int) -> Flops:
+        """FLOPs over (B, steps_q) padded queries and (B, steps_k) padded keys (seq2seq/models/flops.py)."""
+        queries = Flops.at(self.query_flops, lengths_q.numel() * steps_q, lengths_q.sum())
+        keys = Flops.at(dense_flops(self.key_proj), lengths_k.numel() * steps_k, lengths_k.sum())
+        return queries + keys + Flops.at(self.pair_flops, *pairs(lengths_q, steps_q, lengths_k, steps_k))
 
     @abstractmethod
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
@@ -99,6 +119,14 @@ class BahdanauAttention(Attention):
         self.query_proj = nn.Linear(query_size, size, bias=False)
         self.key_proj = nn.Linear(key_size, size, bias=False)
         self.energy = nn.Linear(size, 1, bias=False)
+
+    @property
+    def query_flops(self) -> int:
+        return dense_flops(self.query_proj)
+
+    @property
+    def pair_flops(self) -> int:
+        return dense_flops(self.energy) + 2 * self.key_size
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         return self.score_prepared(query, self.prepare(keys))

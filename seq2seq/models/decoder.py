@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.flops import Flops, dense_flops
 from seq2seq.models.state_init import StateInit
 from seq2seq.ops.cells import CELLS
 from seq2seq.ops.precision import rnn_input
@@ -122,6 +123,13 @@ class RecurrentDecoder(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.output_size = hidden_size
+
+    def flops(self, lengths: Tensor, steps: int, src_lengths: Tensor, src_steps: int) -> Flops:
+        """Teacher-forced FLOPs over (B, steps) padded targets attending to (B, src_steps) padded sources."""
+        found = Flops.at(dense_flops(self.rnn, self.combine), lengths.numel() * steps, lengths.sum())
+        if self.attention is None:
+            return found
+        return found + self.attention.flops(lengths, steps, src_lengths, src_steps)
 
     def initial_state(self, encoded: EncoderOutput) -> DecoderState:
         batch = encoded.final.size(0)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from seq2seq.models.encoder_output import EncoderOutput
+from seq2seq.models.flops import Flops, dense_flops, pairs
 from seq2seq.models.transformer import RotaryTransformerLayer, rotary_angles
 from seq2seq.padding import PaddingStrategy
 
@@ -34,6 +35,12 @@ class RecurrentEncoder(nn.Module):
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, D*H), final (B, D*H)."""
         memory, final = self.padding.run_rnn(self.rnn, embedded, lengths)
         return EncoderOutput(memory, final, self.padding.key_padding_mask(mask))
+
+    def flops(self, lengths: Tensor, steps: int) -> Flops:
+        """Matrix-multiply FLOPs over a (B, steps) batch of true `lengths` (seq2seq/models/flops.py)."""
+        real = lengths.sum()
+        computed = lengths.numel() * steps if self.padding.rnn_computes_pads else real
+        return Flops.at(dense_flops(self.rnn), computed, real)
 
 
 class SelfAttentionEncoder(nn.Module):
@@ -90,3 +97,9 @@ class SelfAttentionEncoder(nn.Module):
             x = layer(x, keep, angles)
         memory = self.norm(x)  # (B, S, M)
         return EncoderOutput(memory, self.padding.pool(memory, mask), key_mask)
+
+    def flops(self, lengths: Tensor, steps: int) -> Flops:
+        """Matrix-multiply FLOPs over a (B, steps) batch of true `lengths`: every position runs every layer."""
+        dense = Flops.at(dense_flops(self), lengths.numel() * steps, lengths.sum())
+        attention = Flops.at(4 * self.output_size * len(self.layers), *pairs(lengths, steps, lengths, steps))
+        return dense + attention

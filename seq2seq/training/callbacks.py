@@ -10,9 +10,15 @@ import lightning as L
 
 from seq2seq.data.batch import Batch
 
+TOTALS = ("pad_tokens", "all_tokens", "tgt_tokens", "pad_flops", "all_flops", "step_seconds")
+
 
 class PaddingMonitor(L.Callback):
-    """Logs `train/pad_fraction` and `train/tokens_per_sec` every step and keeps run totals.
+    """Logs `train/pad_fraction`, `train/pad_compute_fraction` and `train/tokens_per_sec` every step, with run totals.
+
+    `train/pad_compute_fraction` is the share of the step's matrix-multiply FLOPs spent at pad
+    positions (encoder, decoder, attention and output layer; `Seq2Seq.flops`): what bucketing and
+    the padding strategy leave of the pads' cost.
 
     Throughput counts real target tokens over the time of the training step (forward, backward and
     optimizer), excluding validation. At each epoch end the pad fraction of the epoch is also logged
@@ -29,6 +35,8 @@ class PaddingMonitor(L.Callback):
         self.pad_tokens = 0
         self.all_tokens = 0
         self.tgt_tokens = 0
+        self.pad_flops = 0.0
+        self.all_flops = 0.0
         self.step_seconds = 0.0
         self._start = 0.0
 
@@ -44,6 +52,9 @@ class PaddingMonitor(L.Callback):
         self.pad_tokens += batch.num_slots - batch.num_real_tokens
         self.all_tokens += batch.num_slots
         self.tgt_tokens += batch.num_tgt_tokens
+        flops = pl_module.net.flops(batch)
+        self.pad_flops += flops.pad
+        self.all_flops += flops.total
         self.step_seconds += seconds
         bucket = self._epoch_buckets.setdefault(
             bisect_left(self.bucket_edges, max(batch.src.size(1), batch.tgt_out.size(1))), [0, 0]
@@ -53,6 +64,7 @@ class PaddingMonitor(L.Callback):
         pl_module.log_dict(
             {
                 "train/pad_fraction": batch.pad_fraction,
+                "train/pad_compute_fraction": flops.pad_fraction,
                 "train/tokens_per_sec": batch.num_tgt_tokens / max(seconds, 1e-9),
             },
             batch_size=len(batch),
@@ -69,12 +81,11 @@ class PaddingMonitor(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         # Run totals travel in checkpoints, so a resumed run reports the whole run's pad fraction.
-        totals = ("pad_tokens", "all_tokens", "tgt_tokens", "step_seconds")
-        return {name: getattr(self, name) for name in totals} | {"epoch_buckets": dict(self._epoch_buckets)}
+        return {name: getattr(self, name) for name in TOTALS} | {"epoch_buckets": dict(self._epoch_buckets)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("pad_tokens", "all_tokens", "tgt_tokens", "step_seconds"):
-            setattr(self, name, state[name])
+        for name in TOTALS:
+            setattr(self, name, state.get(name, 0))  # checkpoints from before the FLOP totals lack them
         self._epoch_buckets = {int(k): list(v) for k, v in state["epoch_buckets"].items()}
 
     def bucket_name(self, index: int) -> str:
@@ -86,5 +97,6 @@ class PaddingMonitor(L.Callback):
         """Run-level pad fraction and throughput (token-weighted, not a mean of per-step values)."""
         return {
             "train/pad_fraction": self.pad_tokens / max(1, self.all_tokens),
+            "train/pad_compute_fraction": self.pad_flops / max(1.0, self.all_flops),
             "train/tokens_per_sec": self.tgt_tokens / max(self.step_seconds, 1e-9),
         }

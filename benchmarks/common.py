@@ -56,12 +56,14 @@ def time_training(
     there. `autocast` (e.g. torch.bfloat16) runs the forward pass in that autocast dtype.
 
     Returns:
-        tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps.
+        tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps, and
+        tokens and step_seconds (per timed step), from which runs over the same batches can be combined.
     """
     module.train()
     optimizer = optimizer_of(module)
     tokens = slots = pads = steps = 0
     seconds = 0.0
+    step_seconds = []
     device = next(module.parameters()).device
     synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     mixed = torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext()
@@ -76,7 +78,8 @@ def time_training(
         optimizer.step()
         synchronize()
         if step >= warmup:
-            seconds += time.perf_counter() - start
+            step_seconds.append(time.perf_counter() - start)
+            seconds += step_seconds[-1]
             steps += 1
             tokens += batch.num_tgt_tokens
             slots += batch.num_slots
@@ -86,6 +89,8 @@ def time_training(
         "pad_fraction": pads / slots if steps else float("nan"),
         "seconds": seconds,
         "steps": steps,
+        "tokens": tokens,
+        "step_seconds": step_seconds,
     }
 
 

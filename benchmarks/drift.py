@@ -26,11 +26,18 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
 from seq2seq.files import atomic_write_bytes
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
-from seq2seq.padding import MaskingStrategy, NaiveStrategy, PackingStrategy, StateResetStrategy
+from seq2seq.padding import (
+    MaskingOutputsStrategy,
+    MaskingStrategy,
+    NaiveStrategy,
+    PackingStrategy,
+    StateResetStrategy,
+)
 from seq2seq.padding.strategy import lengths_mask
 
 STRATEGIES = {
     "naive": NaiveStrategy,
+    "masking_outputs": MaskingOutputsStrategy,
     "masking": MaskingStrategy,
     "packing": PackingStrategy,
     "state_reset": StateResetStrategy,

@@ -110,7 +110,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--strategies", nargs="+", default=["naive", "masking", "packing", "state_reset"])
+    parser.add_argument(
+        "--strategies", nargs="+", default=["naive", "masking_outputs", "masking", "packing", "state_reset"]
+    )
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--batches", type=int, default=16, help="distinct batches per setting")
     parser.add_argument("--passes", type=int, default=3, help="timed passes over them")

@@ -18,10 +18,11 @@ from seq2seq.cli.translate import main as translate_main
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.inference.checkpoint import load_checkpoint
 from seq2seq.inference.translator import Translator
+from seq2seq.padding import MaskingStrategy, PackingStrategy
 
 pytestmark = pytest.mark.slow
 
-EXACT = ["packing", "state_reset", "masking_uni", "attention"]
+EXACT = ["masking", "packing", "state_reset", "masking_uni", "attention"]
 BUNDLED = PROJECT_ROOT / "data" / "bundled"
 
 
@@ -84,6 +85,21 @@ def test_naive_scores_change_with_the_batch(tiny_checkpoint, test_files, tmp_pat
     one = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "one.txt", "1")
     many = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "many.txt", "64")
     assert max(abs(a - b) for a, b in zip(one, many)) > 1e-3
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_a_packing_checkpoint_translates_the_same_under_masking(
+    batch_size, tiny_checkpoint, test_files
+) -> None:
+    """Exact strategies are interchangeable at serving time: packing's weights decode the same under masking."""
+    loaded = load_checkpoint(tiny_checkpoint("packing"))
+    sources = test_files[0].read_text().splitlines()
+    translations = []
+    for strategy in (PackingStrategy(), MaskingStrategy()):
+        loaded.net.set_padding(strategy)
+        translator = Translator(loaded.net, loaded.vocabs, batch_size=batch_size)
+        translations.append([n_best[0][0] for n_best in translator.translate(sources, beam_size=5)])
+    assert translations[0] == translations[1]
 
 
 @pytest.mark.parametrize("name", ["packing", "attention"])

@@ -47,51 +47,59 @@ def optimizer_of(module: Seq2SeqModule) -> torch.optim.Optimizer:
     return configured["optimizer"] if isinstance(configured, dict) else configured
 
 
-def time_training(
-    module: Seq2SeqModule, batches: Iterable[Batch], warmup: int, autocast: torch.dtype | None = None
-) -> dict[str, float]:
-    """Trains on `batches` (the first `warmup` untimed); throughput over the timed ones.
+class TrainingStep:
+    """A timed training step of `module`: teacher-forced loss, backward, Adam.
 
     The batches must be on the module's device; on a GPU the clock stops only when the step has run
     there. `autocast` (e.g. torch.bfloat16) runs the forward pass in that autocast dtype.
-
-    Returns:
-        tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps, and
-        tokens and step_seconds (per timed step), from which runs over the same batches can be combined.
     """
-    module.train()
-    optimizer = optimizer_of(module)
-    tokens = slots = pads = steps = 0
-    seconds = 0.0
-    step_seconds = []
-    device = next(module.parameters()).device
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    mixed = torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext()
-    for step, batch in enumerate(batches):
-        synchronize()
+
+    def __init__(self, module: Seq2SeqModule, autocast: torch.dtype | None = None) -> None:
+        module.train()
+        self.module, self.optimizer = module, optimizer_of(module)
+        device = next(module.parameters()).device
+        self.synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+        self.autocast = (device.type, autocast)
+
+    def __call__(self, batch: Batch) -> float:
+        """Trains on `batch`; the seconds it took."""
+        device, dtype = self.autocast
+        mixed = torch.autocast(device, dtype=dtype) if dtype else contextlib.nullcontext()
+        self.synchronize()
         start = time.perf_counter()
         with mixed:
-            loss_sum, count = module.token_loss(batch)
+            loss_sum, count = self.module.token_loss(batch)
         loss = loss_sum / count.clamp_min(1)
-        optimizer.zero_grad()
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        synchronize()
-        if step >= warmup:
-            step_seconds.append(time.perf_counter() - start)
-            seconds += step_seconds[-1]
-            steps += 1
-            tokens += batch.num_tgt_tokens
-            slots += batch.num_slots
-            pads += batch.num_slots - batch.num_real_tokens
+        self.optimizer.step()
+        self.synchronize()
+        return time.perf_counter() - start
+
+
+def throughput(batches: list[Batch], step_seconds: list[float]) -> dict[str, float]:
+    """tokens_per_sec (real target tokens), pad_fraction (source and target), seconds, steps."""
+    seconds = sum(step_seconds)
+    slots = sum(batch.num_slots for batch in batches)
+    pads = slots - sum(batch.num_real_tokens for batch in batches)
     return {
-        "tokens_per_sec": tokens / seconds if steps else float("nan"),
-        "pad_fraction": pads / slots if steps else float("nan"),
+        "tokens_per_sec": sum(batch.num_tgt_tokens for batch in batches) / seconds
+        if batches
+        else float("nan"),
+        "pad_fraction": pads / slots if batches else float("nan"),
         "seconds": seconds,
-        "steps": steps,
-        "tokens": tokens,
-        "step_seconds": step_seconds,
+        "steps": len(batches),
     }
+
+
+def time_training(
+    module: Seq2SeqModule, batches: Iterable[Batch], warmup: int, autocast: torch.dtype | None = None
+) -> dict[str, float]:
+    """Trains on `batches` (the first `warmup` untimed, see `TrainingStep`); `throughput` over the timed ones."""
+    step = TrainingStep(module, autocast)
+    batches = list(batches)
+    seconds = [step(batch) for batch in batches]
+    return throughput(batches[warmup:], seconds[warmup:])
 
 
 def training_parser(doc: str, out_name: str, warmup: int) -> argparse.ArgumentParser:

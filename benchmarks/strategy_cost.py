@@ -1,11 +1,13 @@
 """What each padding strategy costs: encoder time and training throughput on the same bucketed batches.
 
-For every setting (corpus x encoder x layers x token budget) the same length-bucketed training
-batches are run through the encoder alone (forward, and forward and backward) and through full
-training steps, once per strategy, in interleaved rounds: each batch keeps its fastest step of the
-rounds, each strategy its fastest encoder times. The `vs naive` columns are the ratio to `naive` in
-the same setting, the no-work floor: an exact strategy at 1.00 costs nothing for its exactness. `pad_compute` is the share of the step's
-matrix-multiply FLOPs spent at pad positions (`Seq2Seq.flops`, logged as `train/pad_compute_fraction`).
+For every setting (corpus x encoder x layers x token budget) each strategy gets its own freshly
+seeded model, and the same length-bucketed training batches run through the encoder alone (forward,
+and forward and backward) and through full training steps. The strategies take turns batch by batch
+(`measure`), so that the noise of a shared machine hits all of them alike, and each batch keeps its
+fastest time over the rounds. The `vs naive` columns are the ratio to `naive` in the same setting,
+the no-work floor: an exact strategy at 1.00 costs nothing for its exactness. `pad compute` is the
+share of the step's matrix-multiply FLOPs spent at pad positions (`Seq2Seq.flops`, logged as
+`train/pad_compute_fraction`).
 
     python benchmarks/strategy_cost.py                    # bundled corpus; writes results/strategy_cost.json
     python benchmarks/strategy_cost.py --corpora bundled ../shared/data/tatoeba-deu-eng:de:en \\
@@ -15,11 +17,13 @@ matrix-multiply FLOPs spent at pad positions (`Seq2Seq.flops`, logged as `train/
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
 import time
 from pathlib import Path
 
 import torch
-from common import build, parse_training_args, time_training, training_parser, write_json
+from common import TrainingStep, build, parse_training_args, throughput, training_parser, write_json
 
 from seq2seq.data.batch import Batch
 from seq2seq.training.module import Seq2SeqModule
@@ -45,49 +49,57 @@ def timed_batches(at_2048: int, max_tokens: int) -> int:
     return min(at_2048, max(12, round(at_2048 * 2048 / max_tokens)))
 
 
-def encoder_ms(module: Seq2SeqModule, batches: list[Batch], backward: bool) -> float:
-    """Mean milliseconds per batch of the encoder alone (forward, or forward and backward)."""
-    seconds = 0.0
-    for batch in batches:
-        start = time.perf_counter()
-        with torch.set_grad_enabled(backward):
-            out = module.net.encode(batch.src, batch.src_lengths, batch.src_mask)
-            if backward:
-                (out.memory.sum() + out.final.sum()).backward()
-        seconds += time.perf_counter() - start
-    return 1000 * seconds / len(batches)
+def encoder_seconds(module: Seq2SeqModule, batch: Batch, backward: bool) -> float:
+    """Seconds of the encoder alone on `batch` (forward, or forward and backward)."""
+    start = time.perf_counter()
+    with torch.set_grad_enabled(backward):
+        out = module.net.encode(batch.src, batch.src_lengths, batch.src_mask)
+        if backward:
+            (out.memory.sum() + out.final.sum()).backward()
+    return time.perf_counter() - start
 
 
-def measure(overrides: list[str], warmup: int, count: int) -> dict:
-    """One strategy in one setting: encoder times, training throughput, pad shares."""
-    _, datamodule, module = build(overrides)
-    batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + count))
-    module.train()
-    encoder_ms(module, batches[:warmup], backward=True)
-    timed = batches[warmup:]
-    flops = [module.net.flops(batch) for batch in timed]
-    return {
-        "encoder_forward_ms": encoder_ms(module, timed, backward=False),
-        "encoder_forward_backward_ms": encoder_ms(module, timed, backward=True),
-        **time_training(module, batches, warmup),
-        "pad_compute_fraction": sum(f.pad for f in flops) / sum(f.total for f in flops),
-    }
+def measure(
+    setting: list[str], strategies: list[str], warmup: int, count: int, rounds: int
+) -> dict[str, dict]:
+    """Every strategy in one setting, interleaved batch by batch: encoder times, throughput, pad shares.
 
-
-def better(a: dict | None, b: dict) -> dict:
-    """Two rounds over the same batches -> each batch's faster step, and the faster encoder times.
-
-    A slow spell of a shared machine then costs a strategy only the steps it hit in both rounds.
+    Each strategy gets its own freshly seeded model and optimizer; each batch is run by every
+    strategy in turn (the order rotating from batch to batch), so that a slow spell of a shared
+    machine hits all of them alike. Each batch keeps its fastest time over the rounds.
     """
-    if a is None:
-        return b
-    best = dict(b)
-    best["step_seconds"] = [min(x, y) for x, y in zip(a["step_seconds"], b["step_seconds"], strict=True)]
-    best["seconds"] = sum(best["step_seconds"])
-    best["tokens_per_sec"] = best["tokens"] / best["seconds"]
-    for key in ("encoder_forward_ms", "encoder_forward_backward_ms"):
-        best[key] = min(a[key], b[key])
-    return best
+    built = {name: build([*setting, f"strategy={name}"]) for name in strategies}
+    datamodule = next(iter(built.values()))[1]  # the same data config: the same batches for all
+    batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + count))
+    modules = {name: module for name, (_, _, module) in built.items()}
+    steps = {name: TrainingStep(module) for name, module in modules.items()}
+    best = {name: {key: [math.inf] * count for key in TIMES} for name in strategies}
+    for round_ in range(rounds):
+        for i, batch in enumerate(batches):
+            turn = (i + round_) % len(strategies)
+            for name in strategies[turn:] + strategies[:turn]:
+                times = {
+                    "forward": encoder_seconds(modules[name], batch, backward=False),
+                    "forward_backward": encoder_seconds(modules[name], batch, backward=True),
+                    "step": steps[name](batch),
+                }
+                if i >= warmup:
+                    for key, seconds in times.items():
+                        best[name][key][i - warmup] = min(best[name][key][i - warmup], seconds)
+    timed = batches[warmup:]
+    rows = {}
+    for name, module in modules.items():
+        flops = [module.net.flops(batch) for batch in timed]
+        rows[name] = {
+            "encoder_forward_ms": 1000 * statistics.fmean(best[name]["forward"]),
+            "encoder_forward_backward_ms": 1000 * statistics.fmean(best[name]["forward_backward"]),
+            **throughput(timed, best[name]["step"]),
+            "pad_compute_fraction": sum(f.pad for f in flops) / sum(f.total for f in flops),
+        }
+    return rows
+
+
+TIMES = ("forward", "forward_backward", "step")
 
 
 HEADER = (
@@ -134,15 +146,15 @@ def main() -> None:
             f"data.max_tokens={max_tokens}",
         ]
         setting += ["encoder.rnn.dropout=0.2"] if layers > 1 else []
-        measured: dict[str, dict | None] = dict.fromkeys(args.strategies)
-        for _ in range(args.rounds):  # interleaved, so that a slow spell of the machine hits every strategy
-            for strategy in args.strategies:
-                overrides = [*setting, f"strategy={strategy}", *args.overrides]
-                found = measure(overrides, args.warmup, timed_batches(args.batches, max_tokens))
-                measured[strategy] = better(measured[strategy], found)
+        measured = measure(
+            [*setting, *args.overrides],
+            args.strategies,
+            args.warmup,
+            timed_batches(args.batches, max_tokens),
+            args.rounds,
+        )
         naive = measured.get("naive") or next(iter(measured.values()))
         for strategy, row in measured.items():
-            del row["step_seconds"]  # combined above; the JSON keeps the totals
             row |= {
                 "corpus": name,
                 "encoder": encoder,

@@ -38,7 +38,9 @@ def test_uniform_logits_give_log_vocab_per_token_and_sentence_sums() -> None:
     targets = torch.tensor([[1, 2, 3, 0], [4, 0, 0, 0]])
     loss_sum, count = masked_cross_entropy(logits, targets, targets != 0, label_smoothing=0.1)
     assert math.isclose(loss_sum.item() / count.item(), math.log(8), rel_tol=1e-6)
-    assert torch.allclose(sentence_nll(logits, targets, targets != 0), torch.tensor([3, 1]) * math.log(8))
+    assert torch.allclose(
+        sentence_nll(logits, targets, targets != 0), torch.tensor([3, 1], dtype=torch.float64) * math.log(8)
+    )
 
 
 def test_metrics() -> None:

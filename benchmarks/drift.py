@@ -114,7 +114,7 @@ def main() -> None:
     }
     bleu |= trained_bleu(args.results)
     rows = []
-    print(f"{'encoder':<12} {'strategy':<12} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
+    print(f"{'encoder':<12} {'strategy':<16} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
     for encoder_name, build in ENCODERS.items():
         for strategy_name, strategy in STRATEGIES.items():
             torch.manual_seed(args.seed)
@@ -136,7 +136,7 @@ def main() -> None:
             )
             shown = f"{score:.1f}" if score is not None else "-"
             print(
-                f"{encoder_name:<12} {strategy_name:<12} {out_drift:>15.2e} {final_drift:>14.2e} {shown:>10}"
+                f"{encoder_name:<12} {strategy_name:<16} {out_drift:>15.2e} {final_drift:>14.2e} {shown:>10}"
             )
     atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
     print(f"wrote {args.out}")

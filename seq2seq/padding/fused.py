@@ -15,6 +15,8 @@ batch changes cost more (benchmarks/README.md, "Strategy cost"); the Python step
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,7 +69,13 @@ def run_direction(rnn: nn.RNNBase, x: Tensor, weights: list[Tensor]) -> Tensor:
     h0 = x.new_zeros(1, batch, proj or rnn.hidden_size)
     hx = (h0, x.new_zeros(1, batch, rnn.hidden_size)) if rnn.mode == "LSTM" else h0
     kernel = KERNELS[rnn.mode]
-    return kernel(x, hx, weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
+    if not x.is_cuda:
+        return kernel(x, hx, weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
+    # cuDNN may copy one layer's weights out of the module's flat buffer for the call, and warns at
+    # every call that it does; the copy is one layer's weights, small beside the recurrence.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        return kernel(x, hx, weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
 
 
 def run_exact_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -27,16 +27,22 @@ from seq2seq.training.module import Seq2SeqModule
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 
 
-def build(overrides: list[str]) -> tuple[DictConfig, TranslationDataModule, Seq2SeqModule]:
-    """The training config with `overrides`, its prepared DataModule and a freshly seeded model."""
+def build(
+    overrides: list[str], datamodule: TranslationDataModule | None = None
+) -> tuple[DictConfig, TranslationDataModule, Seq2SeqModule]:
+    """The training config with `overrides`, its prepared DataModule and a freshly seeded model.
+
+    `datamodule`: one already set up for the same data config, to share instead of building another.
+    """
     register_resolvers()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(PROJECT_ROOT / "outputs" / "benchmark")
     torch.manual_seed(cfg.seed)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
+    if datamodule is None:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
     sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
     module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs)
     return cfg, datamodule, module

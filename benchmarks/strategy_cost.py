@@ -68,10 +68,11 @@ def measure(
     strategy in turn (the order rotating from batch to batch), so that a slow spell of a shared
     machine hits all of them alike. Each batch keeps its fastest time over the rounds.
     """
-    built = {name: build([*setting, f"strategy={name}"]) for name in strategies}
-    datamodule = next(iter(built.values()))[1]  # the same data config: the same batches for all
+    _, datamodule, _ = build(
+        [*setting, f"strategy={strategies[0]}"]
+    )  # one data config: the same batches for all
     batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + count))
-    modules = {name: module for name, (_, _, module) in built.items()}
+    modules = {name: build([*setting, f"strategy={name}"], datamodule)[2] for name in strategies}
     steps = {name: TrainingStep(module) for name, module in modules.items()}
     best = {name: {key: [math.inf] * count for key in TIMES} for name in strategies}
     for round_ in range(rounds):

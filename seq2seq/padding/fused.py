@@ -118,20 +118,21 @@ def run_exact_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, 
     return outputs * real.unsqueeze(-1), final * (lengths > 0).unsqueeze(-1)
 
 
-def contiguous_runs(mask: Tensor) -> tuple[Tensor, Tensor] | None:
-    """(B, T) True-at-real mask -> each row's (start, length) if its real positions form one run, else None."""
+def run_starts(mask: Tensor) -> Tensor | None:
+    """(B, T) True-at-real mask -> (B,) each row's first real position if its real positions form one run
+    (0 for an empty row), else None."""
     lengths = mask.sum(1)
-    starts = mask.to(torch.uint8).argmax(1) * (lengths > 0)  # (B,); 0 for an empty row
+    starts = mask.to(torch.uint8).argmax(1) * (lengths > 0)
     t = torch.arange(mask.size(1), device=mask.device)[None, :]
     runs = (t >= starts[:, None]) & (t < (starts + lengths)[:, None])
-    return (starts, lengths) if bool(torch.equal(runs, mask)) else None
+    return starts if torch.equal(runs, mask) else None
 
 
-def run_exact_shifted(rnn: nn.RNNBase, x: Tensor, starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """`run_exact_rnn` for rows whose real tokens start at `starts` (left padding, or pads on both sides).
-
-    Each row is shifted to start at position 0, run right-padded, and shifted back.
-    """
+def run_exact_shifted(rnn: nn.RNNBase, x: Tensor, mask: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+    """`run_exact_rnn` for rows whose real tokens (`mask`) form one run from `starts` (`run_starts`):
+    left padding, or pads on both sides. Each row is shifted to start at position 0, run right-padded,
+    and shifted back."""
+    lengths = mask.sum(1)
     if not bool(starts.any()):
         return run_exact_rnn(rnn, x, lengths)
     steps = x.size(1)
@@ -141,5 +142,4 @@ def run_exact_shifted(rnn: nn.RNNBase, x: Tensor, starts: Tensor, lengths: Tenso
     outputs, final = run_exact_rnn(rnn, compact, lengths)
     back = ((t - starts[:, None]) % steps)[:, :, None]  # original position -> compact
     outputs = outputs.gather(1, back.expand(-1, -1, outputs.size(2)))
-    real = (t >= starts[:, None]) & (t < (starts + lengths)[:, None])
-    return outputs * real.unsqueeze(-1), final
+    return outputs * mask.unsqueeze(-1), final

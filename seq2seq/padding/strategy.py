@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.ops.precision import rnn_input
-from seq2seq.padding.fused import contiguous_runs, run_exact_rnn, run_exact_shifted
+from seq2seq.padding.fused import run_exact_rnn, run_exact_shifted, run_starts
 from seq2seq.padding.recurrence import run_reset_rnn
 
 
@@ -167,7 +167,7 @@ class StateResetStrategy(PaddingStrategy):
     @staticmethod
     def run_masked(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Like `run_rnn`, for any (B, T) mask of real positions: left padding and holes included."""
-        runs = contiguous_runs(mask)
-        if runs is None:
+        starts = run_starts(mask)
+        if starts is None:
             return run_reset_rnn(rnn, x, mask)
-        return run_exact_shifted(rnn, x, *runs)
+        return run_exact_shifted(rnn, x, mask, starts)

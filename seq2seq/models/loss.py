@@ -3,21 +3,62 @@
 The losses take logits either at every target position, (B, T, V), or only at the positions their
 mask counts, (N, V) in row-major order: what `Seq2Seq.forward(batch, positions=mask)` computes, so that
 the output layer, the largest on a real vocabulary, spends nothing on pads.
+
+The label-smoothed cross-entropy is one autograd function of our own (`SmoothedCrossEntropy`):
+`F.cross_entropy` builds it from log-softmax, a gather and a mean, whose backward passes fill,
+add and read (N, V) tensors several times over, and on a real vocabulary those passes show in a
+training step's profile (benchmarks/README.md). Ours keeps only the logits for the backward pass,
+where one softmax, written into the gradient's own tensor, and two in-place passes make the gradient.
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+
+class SmoothedCrossEntropy(torch.autograd.Function):
+    """Per-row cross-entropy against a label-smoothed target, as `F.cross_entropy(..., label_smoothing)`.
+
+    loss_n = logsumexp(x_n) - (1 - eps) x_n[t_n] - eps * mean(x_n): the target keeps 1 - eps of the
+    probability and eps is spread evenly over the vocabulary (the target included), as in PyTorch.
+    Its gradient is softmax(x_n) - (1 - eps) onehot(t_n) - eps / V.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, logits: Tensor, targets: Tensor, eps: float) -> Tensor:
+        x = at_least_fp32(logits)
+        lse = torch.logsumexp(x, dim=1)  # (N,)
+        losses = lse - (1.0 - eps) * x.gather(1, targets.unsqueeze(1)).squeeze(1)
+        if eps:
+            losses = losses - eps * x.mean(dim=1)
+        ctx.save_for_backward(logits, targets)
+        ctx.eps = eps
+        return losses
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor, None, None]:
+        logits, targets = ctx.saved_tensors
+        eps, scale = ctx.eps, grad.unsqueeze(1)  # (N, 1)
+        probs = torch.softmax(at_least_fp32(logits), dim=1)  # one new (N, V) tensor, changed in place
+        probs.mul_(scale)
+        if eps:
+            probs.sub_(scale * (eps / logits.size(1)))
+        probs.scatter_add_(1, targets.unsqueeze(1), scale * -(1.0 - eps))
+        return probs.to(logits.dtype), None, None
+
+
+def at_least_fp32(x: Tensor) -> Tensor:
+    """fp16 and bf16 logits in fp32, where their softmax is computed; fp32 and fp64 as they are."""
+    return x.float() if x.element_size() < 4 else x
 
 
 def token_nll(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """(..., V) logits, (...) targets -> (...) per-token cross-entropy, computed in fp32."""
-    flat = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        targets.reshape(-1),
-        reduction="none",
-        label_smoothing=label_smoothing,
+    """(..., V) logits, (...) targets -> (...) per-token cross-entropy, computed in fp32 at least."""
+    flat = SmoothedCrossEntropy.apply(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), float(label_smoothing)
     )
     return flat.view_as(targets)
 

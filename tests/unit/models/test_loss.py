@@ -1,9 +1,34 @@
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from seq2seq.inference.metrics import corpus_bleu, exact_match
-from seq2seq.models.loss import masked_cross_entropy, sentence_nll
+from seq2seq.models.loss import SmoothedCrossEntropy, masked_cross_entropy, sentence_nll, token_nll
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_smoothed_cross_entropy_gives_pytorchs_losses_and_gradients(eps: float) -> None:
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(6, 11)).requires_grad_()
+    targets = torch.tensor([0, 3, 10, 3, 7, 1])
+    weights = torch.rand(6)  # a different upstream gradient per row
+    ours = token_nll(logits, targets, eps)
+    theirs = F.cross_entropy(logits, targets, reduction="none", label_smoothing=eps)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), logits)
+    (expected,) = torch.autograd.grad((theirs * weights).sum(), logits)
+    assert torch.allclose(grad, expected, atol=1e-6)
+    double = logits.detach().double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: SmoothedCrossEntropy.apply(x, targets, eps), (double,))
+
+
+def test_smoothed_cross_entropy_keeps_the_logits_dtype_for_their_gradient() -> None:
+    logits = torch.randn(4, 9, dtype=torch.bfloat16, requires_grad=True)
+    losses = token_nll(logits, torch.tensor([1, 2, 3, 4]), 0.1)
+    losses.sum().backward()
+    assert losses.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
 
 
 def test_pad_positions_do_not_count() -> None:
@@ -30,7 +55,9 @@ def test_logits_gathered_at_the_counted_positions_give_the_same_losses() -> None
     )
     assert torch.allclose(full[0], gathered[0]) and full[1] == gathered[1] == 3
     assert torch.allclose(sentence_nll(logits[mask], targets, mask), sentence_nll(logits, targets, mask))
-    assert sentence_nll(logits, targets, mask)[1] == -torch.log_softmax(logits[1, 0], -1)[3]
+    assert torch.isclose(
+        sentence_nll(logits, targets, mask)[1], -torch.log_softmax(logits[1, 0], -1)[3].double()
+    )
 
 
 def test_uniform_logits_give_log_vocab_per_token_and_sentence_sums() -> None:

@@ -43,8 +43,7 @@ def build(
     if datamodule is None:
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-    sizes = {"src_vocab_size": len(datamodule.vocabs.src), "tgt_vocab_size": len(datamodule.vocabs.tgt)}
-    module = instantiate(cfg.model, net=sizes, vocabs=datamodule.vocabs)
+    module = instantiate(cfg.model, net=datamodule.net_sizes(), vocabs=datamodule.vocabs)
     return cfg, datamodule, module
 
 

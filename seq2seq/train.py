@@ -41,9 +41,8 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     vocabs = datamodule.vocabs
-    sizes = {"src_vocab_size": len(vocabs.src), "tgt_vocab_size": len(vocabs.tgt)}
     # The run config goes in after instantiation: instantiate would build every _target_ inside it.
-    build_module = instantiate(cfg.model, net=sizes, vocabs=vocabs, _partial_=True)
+    build_module = instantiate(cfg.model, net=datamodule.net_sizes(), vocabs=vocabs, _partial_=True)
     module = build_module(run_config=OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("compile"):
         module.net.compile(dynamic=True)  # in place: parameter names, and so checkpoints, stay as they are

@@ -17,7 +17,7 @@ from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.mapped import MappedPairs
 from seq2seq.data.prepare import SPLITS, CorpusFiles, Prepared, PrepareSettings, prepare
 from seq2seq.data.sampler import BucketBatchSampler
-from seq2seq.data.vocab import Vocabs
+from seq2seq.data.vocab import EOS_ID, UNK_ID, Vocabs
 from seq2seq.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ class TranslationDataModule(L.LightningDataModule):
         max_sentences: optional cap on pairs per batch.
         eval_max_tokens: budget of validation/test batches (no gradients: can be larger).
         bucketing: length-bucketed batches (True) or random batches of the same budget (False).
+        output_vocab: which target pieces the model's output layer scores: "seen" (those the training
+            targets use, and `<unk>` and `<eos>`) or "all". A joint vocabulary's target side uses about
+            half of its pieces: "seen" halves the largest layer of a step (`Seq2Seq`'s `output_ids`).
         max_length: longest training pair (tokens, either side) that is kept as it is.
         too_long: "drop" training pairs longer than `max_length` or "truncate" them to it (counted in the log).
         empty_lines: "skip" pairs with an empty side (counted in the log) or "error" naming the lines.
@@ -77,6 +80,7 @@ class TranslationDataModule(L.LightningDataModule):
         max_sentences: int | None = None,
         eval_max_tokens: int | None = None,
         bucketing: bool = True,
+        output_vocab: str = "seen",
         max_length: int | None = None,
         too_long: str = "drop",
         empty_lines: str = "skip",
@@ -86,6 +90,7 @@ class TranslationDataModule(L.LightningDataModule):
         for key, value, allowed in (
             ("too_long", too_long, ("drop", "truncate")),
             ("empty_lines", empty_lines, ("skip", "error")),
+            ("output_vocab", output_vocab, ("seen", "all")),
         ):
             if value not in allowed:
                 raise InputError(f"data.{key}={value!r} is not an option: use one of {', '.join(allowed)}.")
@@ -100,6 +105,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.eval_max_tokens = eval_max_tokens or max_tokens
         self.bucketing, self.max_length = bucketing, max_length
+        self.output_vocab = output_vocab
         self.too_long, self.empty_lines = too_long, empty_lines
         self.num_workers, self.seed = num_workers, seed
         self.vocabs: Vocabs | None = None
@@ -117,6 +123,21 @@ class TranslationDataModule(L.LightningDataModule):
         prepared.log_counts()
         self.vocabs = prepared.vocabs()
         self.splits = {split: MappedPairs(prepared.folder, split, prepared.manifest) for split in SPLITS}
+
+    def output_ids(self) -> list[int] | None:
+        """The target pieces the output layer scores (see `output_vocab`): ascending ids, or None for all."""
+        if self.output_vocab == "all":
+            return None
+        used = self.splits["train"].tgt.used_ids(len(self.vocabs.tgt))
+        return sorted(set(used.tolist()) | {UNK_ID, EOS_ID})  # pad and bos are never targets
+
+    def net_sizes(self) -> dict:
+        """What the network takes from the data: `model.net`'s vocabulary sizes and scored target pieces."""
+        return {
+            "src_vocab_size": len(self.vocabs.src),
+            "tgt_vocab_size": len(self.vocabs.tgt),
+            "output_ids": self.output_ids(),
+        }
 
     def prepare(self) -> Prepared:
         """The prepared folder of this corpus and these settings, made now if none matches."""

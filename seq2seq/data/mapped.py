@@ -25,6 +25,10 @@ class MappedSide:
         if pairs and (self.offsets[0] != 0 or self.offsets[-1] + self.lengths[-1] != tokens):
             raise corrupt(folder / f"{split}.{side}.offsets", "its offsets do not add up to the token count")
 
+    def used_ids(self, vocab_size: int) -> np.ndarray:
+        """The ids that occur on this side, ascending (one pass over the mapped tokens)."""
+        return np.flatnonzero(np.bincount(self.tokens, minlength=vocab_size))
+
     def ids(self, index: int) -> list[int]:
         start = int(self.offsets[index])
         return self.tokens[start : start + int(self.lengths[index])].tolist()

@@ -67,14 +67,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     config = OmegaConf.create(meta["config"])
     if "strategy" in config.model.net:  # written before the padding object was called `padding` in code
         config.model.net.padding = config.model.net.pop("strategy")
-    net: Seq2Seq = instantiate(
-        config.model.net, src_vocab_size=len(vocabs.src), tgt_vocab_size=len(vocabs.tgt)
-    )
     weights = {
         key.removeprefix("net."): value
         for key, value in checkpoint["state_dict"].items()
         if key.startswith("net.")
     }
+    net: Seq2Seq = instantiate(
+        config.model.net,
+        src_vocab_size=len(vocabs.src),
+        tgt_vocab_size=len(vocabs.tgt),
+        output_ids=weights.get("output_ids"),  # absent before the output layer scored a subset
+    )
     try:
         net.load_state_dict(weights)
     except RuntimeError as error:  # missing, unexpected or reshaped parameters

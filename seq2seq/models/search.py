@@ -65,8 +65,9 @@ def greedy_search(
     tokens: list[Tensor] = []
     for step in range(int(limits.max())):
         logits, state, _ = model.decode_step(prev, state, encoded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
-        best, token = log_probs.max(dim=-1)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, scored pieces)
+        best, row = log_probs.max(dim=-1)
+        token = model.output_tokens(row)
         scores = scores + best.masked_fill(done, 0.0)
         lengths = lengths + (~done).long()
         token = token.masked_fill(done, PAD_ID)
@@ -190,11 +191,11 @@ class Beams:
     def step(self) -> None:
         """Scores every continuation, sets aside those that end, keeps the best `size` that go on."""
         logits, self.state, _ = self.model.decode_step(self.prev, self.state, self.encoded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, scored pieces)
         vocab = log_probs.size(-1)
         candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, self.size * vocab)
         top, flat = candidates.topk(min(2 * self.size, candidates.size(1)), dim=1)  # (B, 2K), best first
-        parent, token = flat // vocab, flat % vocab
+        parent, token = flat // vocab, self.model.output_tokens(flat % vocab)
         self.steps += 1
         ends = (token == EOS_ID) | (self.steps >= self.limits)[:, None]
         self._set_aside(top, parent, token, ends)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.data.batch import Batch
-from seq2seq.data.vocab import PAD_ID
+from seq2seq.data.vocab import EOS_ID, PAD_ID, UNK_ID
 from seq2seq.models.decoder import DecoderState, RecurrentDecoder
 from seq2seq.models.encoder_output import EncoderOutput
-from seq2seq.models.flops import Flops, dense_flops
+from seq2seq.models.flops import Flops
 from seq2seq.padding import PaddingStrategy
 
 
@@ -26,6 +28,12 @@ class Seq2Seq(nn.Module):
         embedding_dim: size of source and target embeddings.
         share_embeddings: one embedding table for both sides (needs a joint vocabulary).
         tie_embeddings: the output layer reuses the target embedding (needs decoder hidden size == embedding_dim).
+        output_ids: the target pieces the output layer scores, ascending, `<unk>` and `<eos>` among them
+            (`TranslationDataModule.output_ids`: those the training targets use); None scores every piece.
+            A joint vocabulary's target side uses about half of its pieces, and on a real vocabulary the
+            output layer is the largest layer of a step. The layer keeps a weight row for every piece (so
+            checkpoints, tying and the embeddings keep their shapes) and multiplies with the scored rows
+            only; a piece outside them counts as `<unk>` in the loss and is never produced.
     """
 
     def __init__(
@@ -38,6 +46,7 @@ class Seq2Seq(nn.Module):
         embedding_dim: int = 256,
         share_embeddings: bool = False,
         tie_embeddings: bool = False,
+        output_ids: Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
         self.padding = padding
@@ -62,6 +71,47 @@ class Seq2Seq(nn.Module):
                     f"model.net.embedding_dim ({embedding_dim}); change one of them or set tie_embeddings=false"
                 )
             self.generator.weight = self.tgt_embed.weight
+        self.register_buffer("output_ids", None)
+        self.register_buffer("output_rows", None, persistent=False)
+        if output_ids is not None:
+            ids = output_ids if isinstance(output_ids, Tensor) else list(output_ids)  # a list, or a config's
+            self._score_only(torch.as_tensor(ids, dtype=torch.long), tgt_vocab_size)
+
+    def _score_only(self, ids: Tensor, vocab_size: int) -> None:
+        """Sets the output layer's scored pieces `ids` and the row each piece's target maps to."""
+        if (
+            ids.dim() != 1
+            or not bool((ids[1:] > ids[:-1]).all())
+            or (ids.numel() and not 0 <= int(ids[0]) <= int(ids[-1]) < vocab_size)
+            or not bool(torch.isin(torch.tensor([UNK_ID, EOS_ID]), ids).all())
+        ):
+            raise ValueError(
+                f"output_ids must be ascending piece ids below the target vocabulary size ({vocab_size}) that include "
+                f"<unk> ({UNK_ID}) and <eos> ({EOS_ID}); got {ids.numel()} ids"
+            )
+        rows = torch.full((vocab_size,), int(torch.searchsorted(ids, UNK_ID)), dtype=torch.long)
+        rows[ids] = torch.arange(ids.numel())
+        self.output_ids, self.output_rows = ids, rows
+
+    @property
+    def output_size(self) -> int:
+        """How many pieces the output layer scores."""
+        return self.generator.out_features if self.output_ids is None else self.output_ids.numel()
+
+    def project(self, hidden: Tensor) -> Tensor:
+        """(..., H) decoder outputs -> (..., output_size) logits over the scored pieces."""
+        if self.output_ids is None:
+            return self.generator(hidden)
+        weight, bias = self.generator.weight.index_select(0, self.output_ids), self.generator.bias
+        return F.linear(hidden, weight, bias.index_select(0, self.output_ids))
+
+    def output_targets(self, ids: Tensor) -> Tensor:
+        """Target piece ids -> the logit rows that score them (`<unk>`'s for a piece not scored)."""
+        return ids if self.output_rows is None else self.output_rows[ids]
+
+    def output_tokens(self, rows: Tensor) -> Tensor:
+        """Logit rows (e.g. the search's choices) -> the target piece ids they score."""
+        return rows if self.output_ids is None else self.output_ids[rows]
 
     def set_padding(self, padding: PaddingStrategy) -> None:
         """Serves the trained weights with another padding strategy (the encoder and the loss share it)."""
@@ -84,7 +134,7 @@ class Seq2Seq(nn.Module):
         """
         encoded = self.encode(batch.src, batch.src_lengths, batch.src_mask)
         hidden = self.decoder(self.tgt_embed(batch.tgt_in), encoded)  # (B, T, H)
-        return self.generator(hidden if positions is None else hidden[positions])
+        return self.project(hidden if positions is None else hidden[positions])
 
     def flops(self, batch: Batch) -> Flops:
         """Matrix-multiply FLOPs of a teacher-forced step on `batch`, and those at pads (seq2seq/models/flops.py)."""
@@ -93,12 +143,13 @@ class Seq2Seq(nn.Module):
         return (
             self.encoder.flops(batch.src_lengths, src_steps)
             + self.decoder.flops(batch.tgt_lengths, steps, batch.src_lengths, src_steps)
-            + Flops.at(dense_flops(self.generator), projected, batch.tgt_lengths.sum())
+            + Flops.at(2 * self.generator.in_features * self.output_size, projected, batch.tgt_lengths.sum())
         )
 
     def decode_step(
         self, prev: Tensor, state: DecoderState, encoded: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """prev (B,) token ids -> logits (B, V), next state, attention weights (B, S) or None."""
+        """prev (B,) token ids -> logits (B, output_size) (`output_tokens` maps their rows to piece ids),
+        next state, attention weights (B, S) or None."""
         out, state, weights = self.decoder.step(self.tgt_embed(prev), state, encoded)
-        return self.generator(out), state, weights
+        return self.project(out), state, weights

@@ -79,7 +79,8 @@ class Seq2SeqModule(L.LightningModule):
         """Teacher-forced loss summed over the counted target tokens, and their number (the padding strategy decides which count)."""
         counted = self.net.padding.loss_mask(batch.tgt_mask)
         logits = self.net(batch, counted)  # (N, V) at the counted positions only
-        return masked_cross_entropy(logits, batch.tgt_out, counted, self.label_smoothing)
+        targets = self.net.output_targets(batch.tgt_out)
+        return masked_cross_entropy(logits, targets, counted, self.label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss_sum, count = self.token_loss(batch)
@@ -137,7 +138,8 @@ class Seq2SeqModule(L.LightningModule):
 
     def _evaluation_step(self, batch: Batch) -> None:
         # The reported loss counts real tokens only, whatever the strategy trains on.
-        nll, count = masked_cross_entropy(self.net(batch, batch.tgt_mask), batch.tgt_out, batch.tgt_mask)
+        targets = self.net.output_targets(batch.tgt_out)
+        nll, count = masked_cross_entropy(self.net(batch, batch.tgt_mask), targets, batch.tgt_mask)
         found = beam_search(  # beam_size=1 is greedy search
             self.net,
             batch.src,

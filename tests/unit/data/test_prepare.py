@@ -16,9 +16,12 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data import corpus as corpus_module
 from seq2seq.data import prepare as prepare_module
 from seq2seq.data.corpus import CorpusError
+from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.data.mapped import MappedPairs
 from seq2seq.data.prepare import CorpusFiles, PrepareSettings, Shard, prepare
 from seq2seq.data.shards import merge_shards, prepare_shard
+from seq2seq.data.vocab import EOS_ID, UNK_ID
+from seq2seq.errors import InputError
 
 BUNDLED = PROJECT_ROOT / "data" / "bundled"
 VOCAB = {"vocab_size": 300, "model_type": "bpe", "joint": True, "character_coverage": 1.0, "seed": 0}
@@ -221,3 +224,21 @@ def test_shards_prepared_apart_and_merged_equal_one_preparation(tmp_path: Path, 
     for path in whole.folder.iterdir():
         if path.name != "manifest.json":
             assert (merged.folder / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_output_layer_scores_the_pieces_the_training_targets_use(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    settings = {"path": str(corpus), "src_lang": "de", "tgt_lang": "en", "vocab": VOCAB}
+    settings |= {"cache_dir": str(tmp_path / "spm"), "prepared_dir": str(tmp_path / "prepared")}
+    datamodule = TranslationDataModule(**settings, prepare_workers=1)
+    datamodule.setup("fit")
+    scored = datamodule.output_ids()
+    train = datamodule.splits["train"]
+    used = {t for i in range(len(train)) for t in train[i][2]}
+    assert set(scored) == used | {UNK_ID, EOS_ID} and len(scored) < len(datamodule.vocabs.tgt)  # joint
+    assert datamodule.net_sizes()["output_ids"] == scored
+    everything = TranslationDataModule(**settings, prepare_workers=1, output_vocab="all")
+    everything.setup("fit")
+    assert everything.output_ids() is None
+    with pytest.raises(InputError, match="data.output_vocab='some' is not an option"):
+        TranslationDataModule(**settings, output_vocab="some")

@@ -1,15 +1,17 @@
 """Ours against JoeyNMT, OpenNMT-py and fairseq: training throughput and BLEU after the same wall-clock budget.
 
 Every framework trains the same model on the same corpus with the same batching and thread count:
-the bundled corpus cut into our sentencepiece BPE pieces (so all share one vocabulary), a
+a corpus (the bundled one, or any other chosen with `--data` as Hydra data overrides) cut into our
+sentencepiece pieces (so all share one vocabulary, every piece of it kept by every framework), a
 bidirectional LSTM encoder (embeddings 128, 128 per direction, 1 layer), an LSTM decoder (256)
 with Luong "general" attention and input feeding (`--input-feeding false` turns it off for ours,
 JoeyNMT and OpenNMT-py; fairseq's LSTM decoder has no such switch), dropout 0.1, Adam at 0.002, label smoothing 0.1,
 gradient norm clipping at 1, batches of at most 2048 padded tokens. Each training process is started,
 run for `--budget` seconds of wall-clock time from its start (startup included), or for the largest of
 the `--curve` seconds, and killed. At the budget, or at each curve second, the newest checkpoint it has
-saved (every `--save-every` steps by all) is copied aside; after training each copy translates the test
-set greedily, and the sentencepiece-decoded output is scored with sacreBLEU against the raw references.
+saved (every `--save-every` steps by all) is copied aside; after training each copy translates the
+corpus's test split greedily, and the sentencepiece-decoded output is scored with sacreBLEU against
+the split's raw references.
 Throughput is what each framework reports for real target tokens per second of training (median over
 its log).
 
@@ -20,12 +22,15 @@ with a pip constraint file; nothing is added to this project's dependencies.
     python benchmarks/peers.py --input-feeding false --tools ours joeynmt opennmt --out benchmarks/results/peers_no_feeding.json
     python benchmarks/peers.py --tools ours joeynmt --budget 120 --threads 1
     python benchmarks/peers.py --tools ours opennmt fairseq --curve 60 180 600     # a learning curve
+    python benchmarks/peers.py --tools ours opennmt fairseq --budget 240 --out benchmarks/results/peers_tatoeba.json \
+        --data data=parallel data.path=../shared/data/tatoeba-deu-eng data.src_lang=de data.tgt_lang=en
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import re
 import shutil
@@ -34,13 +39,15 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from common import RESULTS, build, write_json
 
 from seq2seq.config import PROJECT_ROOT
-from seq2seq.data.corpus import read_parallel
+from seq2seq.data.corpus import find_split_file, read_parallel
+from seq2seq.data.vocab import Vocabs
 from seq2seq.inference.metrics import corpus_bleu, exact_match
 
 TORCH = "torch==2.13.0"
@@ -76,18 +83,52 @@ def ensure_venv(work: Path, tool: str) -> Path:
     return venv / "bin"
 
 
-def prepare_data(work: Path) -> tuple[Path, object]:
-    """Writes the bundled corpus as space-separated sentencepiece pieces: DATA/{split}.{src,tgt}."""
-    _, datamodule, _ = build([])
+@dataclass(frozen=True)
+class Corpus:
+    """The corpus every framework trains on, as `prepare_data` wrote it.
+
+    Attributes:
+        name: a short name for run folders: the data config's folder name and a hash of the overrides.
+        overrides: the Hydra data overrides that chose it (passed on to our own training run).
+        pieces: folder of space-separated sentencepiece pieces, {train,valid,test}.{src,tgt}.
+        test_src: the raw test-split source file (what our evaluate command reads).
+        test_tgt: the raw test-split reference file.
+        references: the raw test-split references, a line each.
+        vocabs: our vocabularies (the peers' outputs are decoded from pieces with the target one).
+    """
+
+    name: str
+    overrides: tuple[str, ...]
+    pieces: Path
+    test_src: Path
+    test_tgt: Path
+    references: list[str]
+    vocabs: Vocabs
+
+
+def prepare_data(work: Path, overrides: list[str]) -> Corpus:
+    """Writes the corpus that the data `overrides` choose as space-separated sentencepiece pieces."""
+    _, datamodule, _ = build(overrides)
     vocabs = datamodule.vocabs
-    folder = work / "data"
+    path, src_lang, tgt_lang = Path(datamodule.path), datamodule.src_lang, datamodule.tgt_lang
+    digest = hashlib.sha1(" ".join(overrides).encode()).hexdigest()[:8]
+    name = f"{path.name}-{digest}"
+    folder = work / "data" / name
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid", "test"):
-        text = read_parallel(datamodule.path, split, datamodule.src_lang, datamodule.tgt_lang)
+        text = read_parallel(path, split, src_lang, tgt_lang)
         for side, lines, vocab in (("src", text.src, vocabs.src), ("tgt", text.tgt, vocabs.tgt)):
             pieces = vocab.processor.encode(lines, out_type=str)
             (folder / f"{split}.{side}").write_text("".join(" ".join(p) + "\n" for p in pieces))
-    return folder, vocabs
+    return Corpus(
+        name=name,
+        overrides=tuple(overrides),
+        pieces=folder,
+        test_src=find_split_file(path, "test", src_lang),
+        test_tgt=find_split_file(path, "test", tgt_lang),
+        references=read_parallel(path, "test", src_lang, tgt_lang).tgt,
+        vocabs=vocabs,
+    )
 
 
 def train_log(run_dir: Path) -> Path:
@@ -163,8 +204,9 @@ def log_every(args: argparse.Namespace) -> int:
 # --- one function per framework: train, then translate the test set into pieces ------------------------------
 
 
-def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+def ours(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     overrides = [
+        *corpus.overrides,
         f"decoder.input_feeding={str(args.input_feeding).lower()}",
         f"data.max_tokens={MAX_TOKENS}",
         "trainer.max_epochs=1000",
@@ -187,7 +229,7 @@ def ours(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tupl
 
 
 def ours_translate(
-    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, checkpoint: Path
 ) -> list[str]:
     hypotheses = checkpoint.with_suffix(".hyp")
     run(
@@ -200,9 +242,9 @@ def ours_translate(
             "--beam-size",
             "1",
             "--src",
-            str(PROJECT_ROOT / "data/bundled/test.src.gz"),
+            str(corpus.test_src),
             "--ref",
-            str(PROJECT_ROOT / "data/bundled/test.tgt.gz"),
+            str(corpus.test_tgt),
             "--json",
             str(checkpoint.with_suffix(".json")),
             "--hypotheses",
@@ -214,15 +256,15 @@ def ours_translate(
     return hypotheses.read_text().splitlines()
 
 
-def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+def joeynmt(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     side = {"level": "word", "lowercase": False, "max_length": 250, "voc_min_freq": 1}
     config = {
         "name": "peers",
         "joeynmt_version": "2.3.0",
         "data": {
-            "train": f"{data}/train",
-            "dev": f"{data}/valid",
-            "test": f"{data}/test",
+            "train": f"{corpus.pieces}/train",
+            "dev": f"{corpus.pieces}/valid",
+            "test": f"{corpus.pieces}/test",
             "dataset_type": "plain",
             "src": {"lang": "src", **side},
             "trg": {"lang": "tgt", **side},
@@ -295,7 +337,7 @@ def joeynmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
 
 
 def joeynmt_translate(
-    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, checkpoint: Path
 ) -> list[str]:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["testing"]["load_model"] = str(checkpoint)
@@ -319,19 +361,19 @@ def joeynmt_translate(
     return Path(f"{output}.test").read_text().splitlines()
 
 
-def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+def opennmt(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     config = {
         "save_data": str(run_dir / "onmt"),
         "src_vocab": str(run_dir / "vocab.src"),
         "tgt_vocab": str(run_dir / "vocab.tgt"),
         "overwrite": True,
-        "src_vocab_size": 1000,
-        "tgt_vocab_size": 1000,
+        "src_vocab_size": len(corpus.vocabs.src),  # every piece: the same output layer as ours
+        "tgt_vocab_size": len(corpus.vocabs.tgt),
         "src_seq_length": 250,
         "tgt_seq_length": 250,
         "data": {
-            "corpus_1": {"path_src": f"{data}/train.src", "path_tgt": f"{data}/train.tgt"},
-            "valid": {"path_src": f"{data}/valid.src", "path_tgt": f"{data}/valid.tgt"},
+            "corpus_1": {"path_src": f"{corpus.pieces}/train.src", "path_tgt": f"{corpus.pieces}/train.tgt"},
+            "valid": {"path_src": f"{corpus.pieces}/valid.src", "path_tgt": f"{corpus.pieces}/valid.tgt"},
         },
         "encoder_type": "brnn",
         "decoder_type": "rnn",
@@ -376,7 +418,7 @@ def opennmt(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
 
 
 def opennmt_translate(
-    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, checkpoint: Path
 ) -> list[str]:
     output = checkpoint.with_suffix(".hyp")
     run(
@@ -385,7 +427,7 @@ def opennmt_translate(
             "-model",
             str(checkpoint),
             "-src",
-            f"{data}/test.src",
+            f"{corpus.pieces}/test.src",
             "-output",
             str(output),
             "-beam_size",
@@ -402,7 +444,7 @@ def opennmt_translate(
     return output.read_text().splitlines()
 
 
-def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+def fairseq(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     bin_dir = ensure_venv(args.work, "fairseq")
     binarized = run_dir / "bin"
     run(
@@ -413,11 +455,11 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
             "--target-lang",
             "tgt",
             "--trainpref",
-            f"{data}/train",
+            f"{corpus.pieces}/train",
             "--validpref",
-            f"{data}/valid",
+            f"{corpus.pieces}/valid",
             "--testpref",
-            f"{data}/test",
+            f"{corpus.pieces}/test",
             "--destdir",
             str(binarized),
             "--workers",
@@ -487,7 +529,7 @@ def fairseq(args: argparse.Namespace, data: Path, run_dir: Path, env: dict) -> t
 
 
 def fairseq_translate(
-    args: argparse.Namespace, data: Path, run_dir: Path, env: dict, checkpoint: Path
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, checkpoint: Path
 ) -> list[str]:
     generated = subprocess.run(
         [
@@ -543,6 +585,14 @@ def main() -> None:
         "is the largest (default: the budget alone)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--data",
+        nargs="*",
+        default=[],
+        metavar="OVERRIDE",
+        help="Hydra data overrides choosing the corpus for all (default: the bundled one), e.g. data=parallel "
+        "data.path=DIR data.src_lang=de data.tgt_lang=en",
+    )
     parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for our run")
     parser.add_argument(
         "--input-feeding",
@@ -567,8 +617,8 @@ def main() -> None:
             "error: fairseq's LSTM decoder always uses input feeding; leave fairseq out of --tools with --input-feeding false"
         )
     args.work.mkdir(parents=True, exist_ok=True)
-    data, vocabs = prepare_data(args.work)
-    references = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt").tgt
+    corpus = prepare_data(args.work, args.data)
+    references = corpus.references
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONHASHSEED": "0"}
     for tool in args.tools:  # install first, so that no install runs beside a timed training
@@ -577,12 +627,12 @@ def main() -> None:
     rows = []
     print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at " + ", ".join(f"{t:g} s" for t in args.curve))
     for tool in args.tools:
-        run_dir = args.work / "runs" / f"{tool}-feed{int(args.input_feeding)}"
+        run_dir = args.work / "runs" / corpus.name / f"{tool}-feed{int(args.input_feeding)}"
         if run_dir.exists():
             shutil.rmtree(run_dir)  # checkpoints of an earlier run must not be taken for this one's
         run_dir.mkdir(parents=True)
         train, translate = TOOLS[tool]
-        rate, snapshots = train(args, data, run_dir, env)  # translations run after training, untimed
+        rate, snapshots = train(args, corpus, run_dir, env)  # translations run after training, untimed
         curve = []
         for taken in snapshots:
             point = {
@@ -592,11 +642,11 @@ def main() -> None:
                 "exact_match": None,
             }
             if taken["path"] is not None:  # None: no checkpoint yet at that time
-                output = translate(args, data, run_dir, env, taken["path"])
+                output = translate(args, corpus, run_dir, env, taken["path"])
                 hypotheses = (
                     output
                     if tool == "ours"
-                    else [vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
+                    else [corpus.vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
                 )
                 if len(hypotheses) != len(references):
                     sys.exit(
@@ -617,6 +667,7 @@ def main() -> None:
                 "input_feeding": args.input_feeding,
                 "budget_s": args.budget,
                 "threads": args.threads,
+                "corpus": list(corpus.overrides),
             }
         )
         shown = ", ".join(

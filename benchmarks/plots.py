@@ -95,7 +95,7 @@ def learning_curve_plot(results: Path, path: Path) -> None:
     curves: dict[bool, dict[str, list[dict]]] = {}  # input feeding -> framework -> its curve
     for file in sorted(results.glob("peers*.json")):
         for row in json.loads(file.read_text()):
-            if row.get("curve"):
+            if row.get("curve") and not row.get("corpus"):  # the bundled task's runs (no --data overrides)
                 curves.setdefault(row["input_feeding"], {})[row["framework"]] = row["curve"]
     if not curves:
         return

@@ -284,3 +284,38 @@ def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_seco
     assert [s["path"].read_text() for s in snapshots[1:]] == ["first", "second"]
     assert 0.3 < snapshots[1]["saved_s"] <= 1.5 and snapshots[1]["saved_s"] < snapshots[2]["saved_s"] <= 3.5
     assert (tmp_path / "run-train.log").exists()
+
+
+def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_path: Path) -> None:
+    """`peers.py --data ...`: the corpus chosen by data overrides, its pieces written for the peers, our
+    run trained and decoded on it, BLEU against that corpus's test split (not the bundled one)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    bundled = PROJECT_ROOT / "data" / "bundled"
+    for split, count in (("train", 400), ("valid", 20), ("test", 12)):
+        for side, lang in (("src", "xx"), ("tgt", "yy")):
+            with gzip.open(bundled / f"{split}.{side}.gz", "rt") as lines:
+                lines = lines.read().splitlines()[:count]
+            (corpus / f"{split}.{lang}").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "peers.json"
+    data = ["data=parallel", f"data.path={corpus}", "data.src_lang=xx", "data.tgt_lang=yy"]
+    data += ["data.vocab.vocab_size=200", f"paths.cache_dir={tmp_path / 'cache'}"]
+    tiny = ["encoder.hidden_size=8", "decoder.hidden_size=8", "model.net.embedding_dim=8"]
+    run_benchmark(
+        "benchmarks/peers.py", "--tools", "ours", "--budget", "25", "--save-every", "4",
+        "--work", str(tmp_path / "work"), "--out", str(out), "--data", *data, "--overrides", *tiny,
+    )  # fmt: skip
+    (row,) = json.loads(out.read_text())
+    assert row["framework"] == "ours" and row["corpus"] == data and row["test_bleu"] is not None
+    (pieces,) = (tmp_path / "work" / "data").iterdir()
+    assert len((pieces / "test.tgt").read_text().splitlines()) == 12
+    (hypotheses,) = (tmp_path / "work" / "runs").glob("*/ours-feed1/curve/*.hyp")
+    assert len(hypotheses.read_text().splitlines()) == 12  # the corpus's own test split, decoded
+
+
+def test_pad_compute_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "pad_compute.json"
+    run_benchmark("benchmarks/pad_compute.py", "--max-tokens", "2048", "--limit", "3", "--out", str(out))
+    (row,) = json.loads(out.read_text())
+    assert row["corpus"] == "bundled" and row["batches"] == 3
+    assert 0 < row["pad_compute_fraction"] < row["pad_fraction"] < 0.1  # pads cost less than their share

@@ -47,6 +47,19 @@ def build(
     return cfg, datamodule, module
 
 
+def corpus_overrides(corpus: str) -> tuple[str, list[str]]:
+    """`bundled`, or `DIR:SRC:TGT` for a corpus of one's own -> (its name, its data overrides)."""
+    if corpus == "bundled":
+        return corpus, []
+    path, src, tgt = corpus.rsplit(":", 2)
+    return Path(path).name, [
+        "data=parallel",
+        f"data.path={path}",
+        f"data.src_lang={src}",
+        f"data.tgt_lang={tgt}",
+    ]
+
+
 def optimizer_of(module: Seq2SeqModule) -> torch.optim.Optimizer:
     configured = module.configure_optimizers()
     return configured["optimizer"] if isinstance(configured, dict) else configured

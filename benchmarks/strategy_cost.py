@@ -20,28 +20,22 @@ import itertools
 import math
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from common import TrainingStep, build, parse_training_args, throughput, training_parser, write_json
+from common import (
+    TrainingStep,
+    build,
+    corpus_overrides,
+    parse_training_args,
+    throughput,
+    training_parser,
+    write_json,
+)
 
 from seq2seq.data.batch import Batch
 from seq2seq.training.module import Seq2SeqModule
 
 STRATEGIES = ["naive", "masking_outputs", "masking", "packing", "state_reset"]
-
-
-def corpus_overrides(corpus: str) -> tuple[str, list[str]]:
-    """`bundled`, or `DIR:SRC:TGT` for a corpus of one's own -> (its name, its data overrides)."""
-    if corpus == "bundled":
-        return corpus, []
-    path, src, tgt = corpus.rsplit(":", 2)
-    return Path(path).name, [
-        "data=parallel",
-        f"data.path={path}",
-        f"data.src_lang={src}",
-        f"data.tgt_lang={tgt}",
-    ]
 
 
 def timed_batches(at_2048: int, max_tokens: int) -> int:

@@ -29,6 +29,7 @@ with a pip constraint file; nothing is added to this project's dependencies.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import os
@@ -161,30 +162,45 @@ def train_for(
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or run_dir, start_new_session=True
         )
-        while pending:
-            try:
-                code = process.wait(timeout=max(0.0, pending[0] - (time.perf_counter() - start)))
-            except subprocess.TimeoutExpired:
-                snapshots.append(snapshot(run_dir, checkpoints, folder, pending.pop(0), started_at))
-                continue
-            sys.exit(f"error: training exited with code {code} before the budget; see {log}")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        try:
+            while pending:
+                try:
+                    code = process.wait(timeout=max(0.0, pending[0] - (time.perf_counter() - start)))
+                except subprocess.TimeoutExpired:
+                    snapshots.append(snapshot(run_dir, checkpoints, folder, pending.pop(0), started_at))
+                    continue
+                sys.exit(f"error: training exited with code {code} before the budget; see {log}")
+        finally:  # also when a snapshot fails: no training process outlives the benchmark
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     return snapshots
 
 
 def snapshot(run_dir: Path, pattern: str, folder: Path, at: float, started_at: float) -> dict:
-    """Copies the newest complete checkpoint matching `pattern` to `folder` (see `train_for`)."""
-    found = sorted(
-        (path for path in run_dir.glob(pattern) if path.is_file()), key=lambda path: path.stat().st_mtime
-    )
-    for path in reversed(found):
-        size = path.stat().st_size
-        time.sleep(0.2)  # one being written now grows: take the one before it
-        if path.stat().st_size == size:
+    """Copies the newest complete checkpoint matching `pattern` to `folder` (see `train_for`).
+
+    The framework keeps writing and deleting checkpoints meanwhile: one that vanishes while it is
+    looked at is passed over for the one before it.
+    """
+    found = []
+    for path in run_dir.glob(pattern):
+        try:
+            if path.is_file():
+                found.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue
+    for _, path in sorted(found, reverse=True):
+        try:
+            size = path.stat().st_size
+            time.sleep(0.2)  # one being written now grows: take the one before it
+            if path.stat().st_size != size:
+                continue
             copy = folder / f"{at:g}s{path.suffix}"
             shutil.copyfile(path, copy)
             return {"at_s": at, "saved_s": path.stat().st_mtime - started_at, "path": copy}
+        except FileNotFoundError:
+            continue
     return {"at_s": at, "saved_s": None, "path": None}
 
 

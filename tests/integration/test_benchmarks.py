@@ -301,8 +301,9 @@ def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_pat
     data = ["data=parallel", f"data.path={corpus}", "data.src_lang=xx", "data.tgt_lang=yy"]
     data += ["data.vocab.vocab_size=200", f"paths.cache_dir={tmp_path / 'cache'}"]
     tiny = ["encoder.hidden_size=8", "decoder.hidden_size=8", "model.net.embedding_dim=8"]
+    tiny += ["trainer.limit_val_batches=0", "trainer.log_every_n_steps=2"]  # steps, not decoding, in 30 s
     run_benchmark(
-        "benchmarks/peers.py", "--tools", "ours", "--budget", "25", "--save-every", "4",
+        "benchmarks/peers.py", "--tools", "ours", "--budget", "30", "--save-every", "50",
         "--work", str(tmp_path / "work"), "--out", str(out), "--data", *data, "--overrides", *tiny,
     )  # fmt: skip
     (row,) = json.loads(out.read_text())

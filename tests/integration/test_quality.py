@@ -1,10 +1,12 @@
 """Quality guard: every encoder must learn the bundled task, not only run on it.
 
-Each encoder trains the default recipe for 2 epochs (486 steps) with the fixed seed, and its
-validation BLEU must clear a floor. The floors sit well under what was measured (the README's "Does
+Each encoder trains the default recipe for 2 epochs (486 steps; the attention encoder 3, 729 steps)
+with the fixed seed, and its validation BLEU must clear a floor. The floors sit well under what was measured (the README's "Does
 every option learn?") so that float rounding on another CPU cannot trip them, and far above what a
 model that does not learn gets: the attention encoder scored 4 BLEU here before issue 12.
-Deterministic, not timed.
+Deterministic, not timed. The attention encoder's 2-epoch point is the middle of its learning, where
+rounding alone moved one run by 15 BLEU (seed 1234: 90.6 with PyTorch's per-parameter Adam,
+75.8 with the fused kernel; seeds 7 and 42: 93-96 with either); after 3 epochs seed 1234 reaches 92.1.
 """
 
 from __future__ import annotations
@@ -20,26 +22,27 @@ from seq2seq.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-# encoder -> (overrides, validation BLEU floor). Validation BLEU measured after 2 epochs: bi-LSTM 94.9,
-# bi-GRU with a GRU decoder 90.1, attention (Transformer, dot-product attention in the decoder) 96.4.
+# encoder -> (overrides, epochs, validation BLEU floor). Validation BLEU measured: bi-LSTM 94.9 and bi-GRU
+# with a GRU decoder 90.1 after 2 epochs; attention (Transformer, dot-product attention in the decoder)
+# 92.1 after 3.
 FLOORS = {
-    "lstm": ([], 85.0),
-    "gru": (["encoder=gru", "decoder=gru"], 80.0),
-    "attention": (["encoder=attention"], 85.0),
+    "lstm": ([], 2, 85.0),
+    "gru": (["encoder=gru", "decoder=gru"], 2, 80.0),
+    "attention": (["encoder=attention"], 3, 85.0),
 }
 
 
 @pytest.mark.parametrize("encoder", FLOORS)
-def test_each_encoder_learns_the_bundled_task_in_two_epochs(
+def test_each_encoder_learns_the_bundled_task_in_a_few_epochs(
     encoder: str, tmp_path: Path, cache_dir: Path
 ) -> None:
-    overrides, floor = FLOORS[encoder]
+    overrides, epochs, floor = FLOORS[encoder]
     command = [
         sys.executable,
         "train.py",
         f"hydra.run.dir={tmp_path}",
         f"paths.cache_dir={cache_dir}",
-        "trainer.max_epochs=2",
+        f"trainer.max_epochs={epochs}",
         "test=false",
         "logger={}",
         "trainer.enable_progress_bar=false",
@@ -50,7 +53,7 @@ def test_each_encoder_learns_the_bundled_task_in_two_epochs(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["steps"] == 486
+    assert results["steps"] == 243 * epochs
     assert results["val/bleu"] >= floor, (
         f"{encoder}: validation BLEU {results['val/bleu']:.2f} is below its floor {floor}"
     )

@@ -162,8 +162,7 @@ def evaluate(loaded: LoadedModel, pairs, references: list[str], level: float, si
     for batch in padded_batches(pairs, level, size):
         slots, real = slots + batch.src.numel(), real + int(batch.src_lengths.sum())
         found = greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)
-        targets = loaded.net.output_targets(batch.tgt_out)
-        nll = sentence_nll(loaded.net(batch, batch.tgt_mask), targets, batch.tgt_mask)
+        nll = sentence_nll(*loaded.net.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask)
         for index, hypothesis, value in zip(batch.indices.tolist(), found, nll.tolist()):
             hypotheses[index], scores[index] = hypothesis.tokens, -value
     order = sorted(hypotheses)

@@ -62,9 +62,8 @@ def measure(
     strategy in turn (the order rotating from batch to batch), so that a slow spell of a shared
     machine hits all of them alike. Each batch keeps its fastest time over the rounds.
     """
-    _, datamodule, _ = build(
-        [*setting, f"strategy={strategies[0]}"]
-    )  # one data config: the same batches for all
+    # One data config: the same batches for every strategy.
+    _, datamodule, _ = build([*setting, f"strategy={strategies[0]}"])
     batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + count))
     modules = {name: build([*setting, f"strategy={name}"], datamodule)[2] for name in strategies}
     steps = {name: TrainingStep(module) for name, module in modules.items()}

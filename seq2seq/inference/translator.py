@@ -72,8 +72,7 @@ class Translator:
         src_ids, tgt_ids = self.vocabs.src.encode(sources), self.vocabs.tgt.encode(references)
         results: list[tuple[float, int]] = [(0.0, 0)] * len(sources)
         for batch in self._batches(src_ids, tgt_ids):
-            targets = self.net.output_targets(batch.tgt_out)
-            nll = sentence_nll(self.net(batch, batch.tgt_mask), targets, batch.tgt_mask)
+            nll = sentence_nll(*self.net.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask)
             for position, value, count in zip(
                 batch.indices.tolist(), nll.tolist(), batch.tgt_lengths.tolist()
             ):

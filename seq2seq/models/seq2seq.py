@@ -136,6 +136,11 @@ class Seq2Seq(nn.Module):
         hidden = self.decoder(self.tgt_embed(batch.tgt_in), encoded)  # (B, T, H)
         return self.project(hidden if positions is None else hidden[positions])
 
+    def teacher_forced(self, batch: Batch, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """What the losses take: (N, output_size) logits at the N True `positions` (see `forward`) and the
+        (B, T) targets as rows of those logits (`output_targets`)."""
+        return self(batch, positions), self.output_targets(batch.tgt_out)
+
     def flops(self, batch: Batch) -> Flops:
         """Matrix-multiply FLOPs of a teacher-forced step on `batch`, and those at pads (seq2seq/models/flops.py)."""
         src_steps, steps = batch.src.size(1), batch.tgt_out.size(1)

@@ -78,8 +78,7 @@ class Seq2SeqModule(L.LightningModule):
     def token_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced loss summed over the counted target tokens, and their number (the padding strategy decides which count)."""
         counted = self.net.padding.loss_mask(batch.tgt_mask)
-        logits = self.net(batch, counted)  # (N, V) at the counted positions only
-        targets = self.net.output_targets(batch.tgt_out)
+        logits, targets = self.net.teacher_forced(batch, counted)  # logits at the counted positions only
         return masked_cross_entropy(logits, targets, counted, self.label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -138,8 +137,7 @@ class Seq2SeqModule(L.LightningModule):
 
     def _evaluation_step(self, batch: Batch) -> None:
         # The reported loss counts real tokens only, whatever the strategy trains on.
-        targets = self.net.output_targets(batch.tgt_out)
-        nll, count = masked_cross_entropy(self.net(batch, batch.tgt_mask), targets, batch.tgt_mask)
+        nll, count = masked_cross_entropy(*self.net.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask)
         found = beam_search(  # beam_size=1 is greedy search
             self.net,
             batch.src,

@@ -39,7 +39,7 @@ def test_a_piece_not_scored_counts_as_unk_and_scored_ones_map_back_and_forth() -
     assert torch.equal(model.output_tokens(model.output_targets(torch.tensor(SCORED))), torch.tensor(SCORED))
     batch = collate(PAIRS)  # the second target ends in piece 15: scored at <unk>'s logit, a finite loss
     with torch.no_grad():
-        logits, targets = model(batch), model.output_targets(batch.tgt_out)
+        logits, targets = model.teacher_forced(batch, batch.tgt_mask)
         losses = sentence_nll(logits, targets, batch.tgt_mask)
     assert targets[1, 6] == SCORED.index(UNK_ID) and bool(torch.isfinite(losses).all())
 

@@ -11,10 +11,9 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.ops.precision import rnn_input
-from seq2seq.padding.fused import run_exact_rnn, run_exact_shifted, run_starts
+from seq2seq.padding.fused import run_exact_rnn, run_exact_shifted, run_packed_rnn, run_starts
 from seq2seq.padding.recurrence import run_reset_rnn
 
 
@@ -127,24 +126,13 @@ class MaskingOutputsStrategy(PaddingStrategy):
 
 
 class PackingStrategy(PaddingStrategy):
-    """`pack_padded_sequence`: the RNN never sees a pad, in either direction. Exact."""
+    """The RNN never computes a pad, in either direction: the batch runs in time pieces that hold
+    none, each on the fused kernels (`fused.run_packed_rnn`). Exact, the same states as `masking`."""
 
     rnn_computes_pads = False
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        # Lengths must be int64 on the CPU and positive: an all-pad row runs one step and is zeroed
-        # below, as state_reset leaves it. total_length keeps T under data parallelism.
-        cpu_lengths = lengths.to("cpu", torch.long)
-        packed = pack_padded_sequence(
-            rnn_input(x), cpu_lengths.clamp_min(1), batch_first=True, enforce_sorted=False
-        )
-        packed_out, state = rnn(packed)
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.size(1))
-        final = last_layer_final(hidden_of(state), rnn)  # state is already in batch order
-        if bool((cpu_lengths == 0).any()):
-            real = (lengths > 0).to(x.device)
-            return outputs * real[:, None, None], final * real[:, None]
-        return outputs, final
+        return run_packed_rnn(rnn, x, lengths)
 
 
 class StateResetStrategy(PaddingStrategy):

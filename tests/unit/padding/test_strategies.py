@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.padding import (
@@ -19,9 +20,9 @@ from seq2seq.padding import (
     PaddingStrategy,
     StateResetStrategy,
 )
-from seq2seq.padding.fused import ReverseWithinLengths, reversal_index
+from seq2seq.padding.fused import ReverseWithinLengths, reversal_index, time_pieces
 from seq2seq.padding.recurrence import run_reset_rnn
-from seq2seq.padding.strategy import lengths_mask
+from seq2seq.padding.strategy import hidden_of, last_layer_final, lengths_mask
 
 EMBED = 6
 EXACT_FOR_EVERY_ENCODER = [MaskingStrategy(), PackingStrategy(), StateResetStrategy()]
@@ -156,20 +157,50 @@ def test_state_reset_paths_agree_with_the_step_loop(rnn, rows) -> None:
         assert torch.allclose(fused, loop, atol=1e-6)
 
 
+def pytorch_packed(
+    rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: PyTorch's own PackedSequence run, outputs and last-layer final state."""
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    outputs, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return outputs, last_layer_final(hidden_of(state), rnn)
+
+
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_masking_gives_packings_outputs_and_gradients(rnn, num_layers) -> None:
-    """The reversal within lengths is differentiable like packing: same states, same weight gradients."""
-    lengths = [4, 9, 1, 6]
+def test_exact_strategies_give_pytorchs_packed_outputs_and_gradients(rnn, bidirectional, num_layers) -> None:
+    """The reversal within lengths and the time pieces are differentiable like PyTorch's PackedSequence:
+    the same states and the same input and weight gradients (ties and unsorted lengths included)."""
+    lengths = [4, 9, 1, 6, 9, 4]
     x, lengths_t, _ = padded_batch(lengths, 2)
-    gradients = []
-    for strategy in (MaskingStrategy(), PackingStrategy()):
-        encoder = recurrent(rnn, True, strategy, num_layers)
-        outputs, final = strategy.run_rnn(encoder.rnn, x, lengths_t)
+    x.requires_grad_(True)
+    runs = {"pytorch": None, "masking": MaskingStrategy(), "packing": PackingStrategy()}
+    results = {}
+    for name, strategy in runs.items():
+        encoder = recurrent(rnn, bidirectional, strategy or MaskingStrategy(), num_layers).train()
+        encoder.rnn.dropout = 0.0  # dropout draws differ between calls; the recurrence is what is compared
+        run = strategy.run_rnn if strategy else pytorch_packed
+        outputs, final = run(encoder.rnn, x, lengths_t)
+        x.grad = None
         (outputs.sin().sum() + final.cos().sum()).backward()
-        gradients.append((outputs, final, *[p.grad for p in encoder.rnn.parameters()]))
-    for masking, packing in zip(*gradients, strict=True):
-        assert torch.allclose(masking, packing, atol=1e-5)
+        results[name] = (outputs, final, x.grad, *[p.grad for p in encoder.rnn.parameters()])
+    for name in ("masking", "packing"):
+        for ours, reference in zip(results[name], results["pytorch"], strict=True):
+            assert torch.allclose(ours, reference, atol=1e-5), name
+
+
+def test_packing_runs_one_piece_per_distinct_length_and_none_for_empty_rows() -> None:
+    assert time_pieces(torch.tensor([9, 9, 6, 4, 4, 1, 0])) == [(0, 1, 6), (1, 4, 5), (4, 6, 3), (6, 9, 2)]
+    assert time_pieces(torch.tensor([0, 0])) == []
+    encoder = recurrent(nn.LSTM, True, PackingStrategy())
+    x, _, _ = padded_batch([3, 5], 0)
+    outputs, final = PackingStrategy().run_rnn(encoder.rnn, x, torch.tensor([3, 0]))
+    assert not outputs[1].any() and not final[1].any()
+    assert torch.allclose(
+        outputs[0], MaskingStrategy().run_rnn(encoder.rnn, x, torch.tensor([3, 0]))[0][0], atol=1e-6
+    )
 
 
 def test_the_reversal_within_lengths_is_its_own_gradient() -> None:

@@ -10,13 +10,29 @@ import torch
 from torch.utils.data import Sampler
 
 
+def path_position(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """Each pair's place on a path through the length pairs, among those with the same longer side L.
+
+    Pairs whose longer side is L have source L or target L: an L-shaped row of length cells. The
+    path walks it from (source 0, target L) up to (L, L) and down to (L, target 0), and the next
+    shape the other way round, so that every step of the path, within a shape or from one to the
+    next, changes one side by one token. Sorting by (L, position) then puts neighbours in nearly
+    the same cell, and fewer batches straddle two distant cells than under a sort by (L, source,
+    target) (benchmarks/README.md, "Pad compute", measures both). Returns values in [0, 2L].
+    """
+    longest = np.maximum(src, tgt)
+    along = np.where(tgt == longest, src, 2 * longest - tgt)  # (0, L) -> (L, L) -> (L, 0)
+    return np.where(longest % 2 == 0, along, 2 * longest - along).astype(src.dtype)
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Yields lists of dataset indices whose padded size stays under a token budget.
 
-    With `bucketing=True` the pairs are sorted by (longer side, source length, target length) with
-    a random tie-break, so neighbours have nearly equal lengths on both sides and padding is close
-    to zero (the longer side first, because that is what a batch's budget is charged for);
-    the cut into batches therefore changes with the epoch, and the order of batches is shuffled.
+    With `bucketing=True` the pairs are sorted by their longer side (what a batch's budget is charged
+    for), then along a path through the (source, target) lengths that share it (`path_position`),
+    with a random tie-break: neighbours differ by at most one token on one side, so padding is close
+    to zero. The cut into batches therefore changes with the epoch, and the order of batches is
+    shuffled.
     With `bucketing=False` the pairs are shuffled at random and cut under the same budget: the
     baseline the padding benchmarks compare against.
 
@@ -88,16 +104,17 @@ class BucketBatchSampler(Sampler[list[int]]):
             return (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(
                 index_type
             )
-        # Sorted by (longer side, source length, target length, random tie-break).
+        # Sorted by (longer side, path position, random tie-break).
         tie_break = (torch.randperm(n, generator=generator).numpy() if self.shuffle else np.arange(n)).astype(
             index_type
         )
         longest_length = int(np.maximum(self.src_lengths.max(initial=0), self.tgt_lengths.max(initial=0)))
         if longest_length >= 2**20:  # too long to pack into one key: a (slower) lexicographic sort
-            src, tgt = self.src_lengths, self.tgt_lengths
-            return np.lexsort((tie_break, tgt, src, np.maximum(src, tgt))).astype(index_type)
-        # One stable sort of a packed key over the pairs taken in tie-break order; 10 bits per length
-        # (4-byte keys) when every pair is shorter than 1024, else 20 bits. Peak memory ~40 bytes per pair.
+            src, tgt = self.src_lengths.astype(np.int64), self.tgt_lengths.astype(np.int64)
+            return np.lexsort((tie_break, path_position(src, tgt), np.maximum(src, tgt))).astype(index_type)
+        # One stable sort of a packed key over the pairs taken in tie-break order: the longer side in
+        # `bits` bits above the path position (at most twice it: one bit more). 4-byte keys when every
+        # pair is shorter than 1024, else 8. Peak memory ~40 bytes per pair.
         bits, key_type = (10, np.uint32) if longest_length < 2**10 else (20, np.uint64)
         by_tie_break = np.empty_like(tie_break)
         by_tie_break[tie_break] = np.arange(
@@ -108,7 +125,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             self.src_lengths[by_tie_break].astype(key_type),
             self.tgt_lengths[by_tie_break].astype(key_type),
         )
-        key = (np.maximum(src, tgt) << (2 * bits)) | (src << bits) | tgt
+        key = (np.maximum(src, tgt) << (bits + 1)) | path_position(src, tgt)
         del src, tgt
         return by_tie_break[np.argsort(key, kind="stable")]
 

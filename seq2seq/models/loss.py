@@ -7,8 +7,9 @@ the output layer, the largest on a real vocabulary, spends nothing on pads.
 The label-smoothed cross-entropy is one autograd function of our own (`SmoothedCrossEntropy`):
 `F.cross_entropy` builds it from log-softmax, a gather and a mean, whose backward passes fill,
 add and read (N, V) tensors several times over, and on a real vocabulary those passes show in a
-training step's profile (benchmarks/README.md). Ours keeps only the logits for the backward pass,
-where one softmax, written into the gradient's own tensor, and two in-place passes make the gradient.
+training step's profile (benchmarks/README.md). Ours keeps the softmax's numerator exp(x - max),
+which the forward pass computes for the log-sum-exp anyway, in place of the logits (the same
+memory), so that the backward pass makes the gradient in one pass over it and a scatter.
 """
 
 from __future__ import annotations
@@ -29,25 +30,27 @@ class SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, logits: Tensor, targets: Tensor, eps: float) -> Tensor:
         x = at_least_fp32(logits)
-        lse = torch.logsumexp(x, dim=1)  # (N,)
+        top = x.amax(dim=1, keepdim=True)  # (N, 1)
+        shifted = (x - top).exp_()  # (N, V) exp(x - max): the softmax's numerator, kept for the backward
+        total = shifted.sum(dim=1, keepdim=True)  # (N, 1)
+        lse = (top + total.log()).squeeze(1)
         losses = lse - (1.0 - eps) * x.gather(1, targets.unsqueeze(1)).squeeze(1)
         if eps:
             losses = losses - eps * x.mean(dim=1)
-        ctx.save_for_backward(logits, targets)
+        ctx.save_for_backward(shifted.to(logits.dtype), total, targets)
         ctx.eps = eps
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor, None, None]:
-        logits, targets = ctx.saved_tensors
+        shifted, total, targets = ctx.saved_tensors
         eps, scale = ctx.eps, grad.unsqueeze(1)  # (N, 1)
-        probs = torch.softmax(at_least_fp32(logits), dim=1)  # one new (N, V) tensor, changed in place
-        probs.mul_(scale)
-        if eps:
-            probs.sub_(scale * (eps / logits.size(1)))
-        probs.scatter_add_(1, targets.unsqueeze(1), scale * -(1.0 - eps))
-        return probs.to(logits.dtype), None, None
+        # grad * softmax - grad * eps / V in one pass over the saved numerator: one new (N, V) tensor.
+        smoothing = scale * (-eps / shifted.size(1))
+        result = torch.addcmul(smoothing, at_least_fp32(shifted), scale / total)
+        result.scatter_add_(1, targets.unsqueeze(1), scale * -(1.0 - eps))
+        return result.to(shifted.dtype), None, None
 
 
 def at_least_fp32(x: Tensor) -> Tensor:

@@ -4,7 +4,8 @@ For each corpus and token budget, the configured model (default: the default run
 matrix-multiply FLOPs of every training batch of one epoch, and how many of them fall at pad
 positions (`Seq2Seq.flops`, the estimate `PaddingMonitor` logs as `train/pad_compute_fraction`).
 Nothing is trained, so it runs in about a minute per corpus; the strategy-cost benchmark reports the
-same share over its timed batches only.
+same share over its timed batches only. `--split test` cuts a corpus's test split as training batches
+instead: how a set nothing is trained on (FLORES devtest, beside Tatoeba's vocabulary) would batch.
 
     python benchmarks/pad_compute.py --corpora bundled ../shared/data/tatoeba-deu-eng:de:en --max-tokens 2048 4096 8192
 """
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", nargs="+", type=int, default=[2048, 4096])
     parser.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides (e.g. the model)")
     parser.add_argument("--limit", type=int, help="only the first N batches of the epoch (smoke tests)")
+    parser.add_argument("--split", choices=["train", "test"], default="train", help="whose pairs are batched")
     parser.add_argument("--out", type=Path, default=RESULTS / "pad_compute.json")
     args = parser.parse_args()
     rows = []
@@ -37,7 +39,7 @@ def main() -> None:
             overrides = [*data, f"data.max_tokens={max_tokens}", *args.overrides]
             _, datamodule, module = build(overrides)
             flops, tokens, pads, batches = Flops(), 0, 0, 0
-            for batch in datamodule.train_dataloader():
+            for batch in datamodule.loader(args.split, max_tokens, train=True):
                 flops = flops + module.net.flops(batch)
                 tokens += batch.src.numel() + batch.tgt_out.numel()
                 pads += int((batch.src == 0).sum() + (batch.tgt_out == 0).sum())
@@ -46,6 +48,7 @@ def main() -> None:
                     break
             row = {
                 "corpus": name,
+                "split": args.split,
                 "max_tokens": max_tokens,
                 "batches": batches,
                 "pad_fraction": pads / tokens,

@@ -155,7 +155,9 @@ class TranslationDataModule(L.LightningDataModule):
     def prepare_settings(self) -> PrepareSettings:
         return PrepareSettings(self.vocab_settings, self.max_length, self.too_long, self.empty_lines)
 
-    def _loader(self, split: str, max_tokens: int, train: bool) -> DataLoader:
+    def loader(self, split: str, max_tokens: int, train: bool) -> DataLoader:
+        """Batches of `split` under `max_tokens`: shuffled and cut anew each epoch as training batches
+        (`train`, sharded over the trainer's ranks), or in a fixed order as evaluation batches."""
         dataset = self.splits[split]
         trainer = self.trainer
         sampler = BucketBatchSampler(
@@ -184,13 +186,13 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.max_tokens, train=True)
+        return self.loader("train", self.max_tokens, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", self.eval_max_tokens, train=False)
+        return self.loader("valid", self.eval_max_tokens, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_max_tokens, train=False)
+        return self.loader("test", self.eval_max_tokens, train=False)
 
     def references(self, split: str) -> ParallelText:
         """The text of an evaluation split ("valid" or "test"): sources and references, in corpus order."""

@@ -14,6 +14,7 @@ from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.flops import Flops, dense_flops
 from seq2seq.models.state_init import StateInit
 from seq2seq.ops.cells import CELLS
+from seq2seq.ops.dropout import Dropout, dropout
 from seq2seq.ops.precision import rnn_input
 
 RNNState = Tensor | tuple[Tensor, Tensor]
@@ -121,7 +122,7 @@ class RecurrentDecoder(nn.Module):
         self.combine = nn.Linear(
             hidden_size + (memory_size if self.attention is not None else 0), hidden_size
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_size = hidden_size
 
     def flops(self, lengths: Tensor, steps: int, src_lengths: Tensor, src_steps: int) -> Flops:
@@ -210,7 +211,7 @@ class RecurrentDecoder(nn.Module):
             h, c = cell(gates_x, _affine(state.h[layer], *hh), state.h[layer], c)
             hs.append(h)
             cs.append(c)
-            below = F.dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
+            below = dropout(h, self.rnn.dropout, self.training)  # between layers, as nn.LSTM/nn.GRU do
         return tuple(hs), None if state.c is None else tuple(cs)
 
     def step(

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.flops import Flops, dense_flops, pairs
 from seq2seq.models.transformer import RotaryTransformerLayer, rotary_angles
+from seq2seq.ops.dropout import Dropout
 from seq2seq.padding import PaddingStrategy
 
 
@@ -77,7 +78,7 @@ class SelfAttentionEncoder(nn.Module):
         self.input_proj = nn.Linear(input_size, hidden_size)
         nn.init.normal_(self.input_proj.weight, std=input_size**-0.5)
         nn.init.zeros_(self.input_proj.bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             RotaryTransformerLayer(hidden_size, num_heads, feedforward_size, dropout)
             for _ in range(num_layers)

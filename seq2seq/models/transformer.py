@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.ops.dropout import Dropout
+
 
 def rotary_angles(length: int, head_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """(length, head_size / 2) cosines and sines of the rotary angles (Su et al., 2021, RoFormer).
@@ -89,10 +91,10 @@ class RotaryTransformerLayer(nn.Module):
         self.feedforward = nn.Sequential(
             nn.Linear(size, feedforward_size),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(feedforward_size, size),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, keep: Tensor | None, angles: tuple[Tensor, Tensor]) -> Tensor:
         """x (B, S, D), keep (B, S) True at keys that may be attended (None: all) -> (B, S, D)."""

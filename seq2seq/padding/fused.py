@@ -23,9 +23,9 @@ import warnings
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.ops.dropout import dropout
 from seq2seq.ops.precision import rnn_input
 
 KERNELS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -113,7 +113,7 @@ def run_bidirectional(
         )
         layer_input = torch.cat([forward, backward], dim=-1)
         if layer < rnn.num_layers - 1:  # nn.RNNBase applies dropout between layers only
-            layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
+            layer_input = dropout(layer_input, rnn.dropout, rnn.training)
     return layer_input
 
 

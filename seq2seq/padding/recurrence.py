@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.ops.cells import CELLS, Cell
+from seq2seq.ops.dropout import dropout
 
 
 def run_layer(
@@ -91,5 +92,5 @@ def run_reset_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> tuple[Tensor, Ten
             weights.append([getattr(rnn, name, None) for name in names])
         layer_input, final = run_layer(cell, layer_input, mask, weights, with_c=rnn.mode == "LSTM")
         if layer < rnn.num_layers - 1:  # nn.RNNBase applies dropout between layers only
-            layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
+            layer_input = dropout(layer_input, rnn.dropout, rnn.training)
     return layer_input, final

@@ -16,6 +16,20 @@ from seq2seq.models.flops import Flops
 from seq2seq.padding import PaddingStrategy
 
 
+def uniform_rows(table: nn.Embedding) -> None:
+    """U(-0.1, 0.1) rows, the pad row zero."""
+    with torch.no_grad():
+        table.weight.uniform_(-0.1, 0.1)
+        table.weight[table.padding_idx].zero_()
+
+
+# How `Seq2Seq` starts its embedding tables: PyTorch's own N(0, 1) rows as built, or `uniform_rows`.
+EMBEDDING_INITS: dict[str, Callable[[nn.Embedding], None]] = {
+    "normal": lambda table: None,
+    "uniform": uniform_rows,
+}
+
+
 class Seq2Seq(nn.Module):
     """Embeds, encodes, decodes and projects to target-vocabulary logits.
 
@@ -28,6 +42,8 @@ class Seq2Seq(nn.Module):
         embedding_dim: size of source and target embeddings.
         share_embeddings: one embedding table for both sides (needs a joint vocabulary).
         tie_embeddings: the output layer reuses the target embedding (needs decoder hidden size == embedding_dim).
+        embedding_init: `normal`, N(0, 1) (PyTorch's `nn.Embedding`), or `uniform`, U(-0.1, 0.1) (fairseq's
+            and OpenNMT-py's): the starting scale of every embedding row (the pad row stays zero).
         output_ids: the target pieces the output layer scores, ascending, `<unk>` and `<eos>` among them
             (`TranslationDataModule.output_ids`: those the training targets use); None scores every piece.
             A joint vocabulary's target side uses about half of its pieces, and on a real vocabulary the
@@ -46,9 +62,14 @@ class Seq2Seq(nn.Module):
         embedding_dim: int = 256,
         share_embeddings: bool = False,
         tie_embeddings: bool = False,
+        embedding_init: str = "normal",
         output_ids: Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
+        if embedding_init not in EMBEDDING_INITS:
+            raise ValueError(
+                f"model.net.embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {embedding_init!r}"
+            )
         self.padding = padding
         self.src_embed = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
@@ -61,6 +82,8 @@ class Seq2Seq(nn.Module):
             if share_embeddings
             else nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
         )
+        for table in dict.fromkeys([self.src_embed, self.tgt_embed]):  # once each, in a fixed order
+            EMBEDDING_INITS[embedding_init](table)
         self.encoder = encoder(input_size=embedding_dim, padding=padding)
         self.decoder = decoder(input_size=embedding_dim, memory_size=self.encoder.output_size)
         self.generator = nn.Linear(self.decoder.output_size, tgt_vocab_size)

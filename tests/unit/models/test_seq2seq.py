@@ -73,6 +73,22 @@ def test_every_state_init_and_no_attention_train(init, decoder_rnn) -> None:
     assert all(p.grad is not None for p in model.decoder.init.parameters())
 
 
+@pytest.mark.parametrize("share", [False, True])
+def test_embedding_init_sets_the_scale_of_every_row_but_the_pad_row(share) -> None:
+    decoder = partial(
+        RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention
+    )
+    args = (ENCODERS["gru"], decoder, MaskingStrategy(), 500, 500)
+    uniform = Seq2Seq(*args, embedding_dim=64, share_embeddings=share, embedding_init="uniform")
+    normal = Seq2Seq(*args, embedding_dim=64, share_embeddings=share)
+    for table in (uniform.src_embed, uniform.tgt_embed):
+        rows = torch.cat([table.weight[:PAD_ID], table.weight[PAD_ID + 1 :]])
+        assert not table.weight[PAD_ID].any() and rows.abs().max() <= 0.1 and rows.std() > 0.05
+    assert normal.src_embed.weight.std() > 0.9  # PyTorch's N(0, 1)
+    with pytest.raises(ValueError, match="embedding_init must be one of normal, uniform; got 'xavier'"):
+        Seq2Seq(*args, embedding_init="xavier")
+
+
 def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
     decoder = partial(
         RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention

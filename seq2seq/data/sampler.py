@@ -37,7 +37,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     baseline the padding benchmarks compare against.
 
     A batch of n pairs costs `n * max(longest source, longest target)` padded tokens (fairseq's
-    `max_tokens`); a single pair longer than the budget still gets a batch of its own.
+    `max_tokens`); a single pair longer than the budget still gets a batch of its own. Each batch
+    lists its pairs longest source first.
 
     For several ranks every rank computes the same batches from the same seed and epoch and takes
     every `num_replicas`-th one; the few batches that do not divide evenly are dropped this epoch
@@ -166,7 +167,11 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def batches(self) -> list[list[int]]:
         """All batches of this epoch for this rank, in the order they will be yielded."""
-        return [self._drawn()[k] for k in range(len(self))]
+        return [self._longest_source_first(self._drawn()[k]) for k in range(len(self))]
+
+    def _longest_source_first(self, ids: list[int]) -> list[int]:
+        """A batch's pairs, longest source first (stable): `packing` then needs no reordering of its rows."""
+        return [ids[i] for i in np.argsort(-self.src_lengths[ids].astype(np.int64), kind="stable")]
 
     def largest_batch(self) -> list[int]:
         """The batch of this epoch (this rank) with the most padded slots: what memory must hold."""
@@ -197,7 +202,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         skip, self._skip = self._skip, 0
         drawn = self._drawn()
-        return (drawn[k] for k in range(skip, len(drawn)))
+        return (self._longest_source_first(drawn[k]) for k in range(skip, len(drawn)))
 
     def __len__(self) -> int:
         return len(self._drawn())

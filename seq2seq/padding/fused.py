@@ -187,31 +187,41 @@ def run_pieces(
 
 
 def run_packed_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """`run_exact_rnn`'s results with no step of the recurrence run at a pad (the module docstring)."""
+    """`run_exact_rnn`'s results with no step of the recurrence run at a pad (the module docstring).
+
+    Rows already longest first (as the bucketing sampler yields them) run as they are; others are
+    sorted for the pieces and put back.
+    """
     if not rnn.batch_first:
         raise ValueError("exact recurrences expect a batch_first RNN")
     x = rnn_input(x)
     cpu_lengths = lengths.to("cpu", torch.long)
-    order = torch.argsort(cpu_lengths, descending=True, stable=True)
-    pieces = time_pieces(cpu_lengths[order])
     lengths = lengths.to(x.device, torch.long)
+    order = None
+    if not bool((cpu_lengths[:-1] >= cpu_lengths[1:]).all()):
+        order = torch.argsort(cpu_lengths, descending=True, stable=True)
+        cpu_lengths = cpu_lengths[order]
+    pieces = time_pieces(cpu_lengths)
     if not pieces:  # every row empty
         return with_finals(rnn, rnn(x)[0], lengths)
-    order = order.to(x.device)
-    xs = x.index_select(0, order)
+    if order is not None:
+        order = order.to(x.device)
+        x = x.index_select(0, order)
     if not rnn.bidirectional:
         weights = [w for layer in range(rnn.num_layers) for w in layer_weights(rnn, layer, reverse=False)]
-        outputs = run_pieces(rnn, xs, pieces, weights, rnn.num_layers)
+        outputs = run_pieces(rnn, x, pieces, weights, rnn.num_layers)
     else:
         outputs = run_bidirectional(
             rnn,
-            xs,
-            lengths[order],
+            x,
+            lengths if order is None else lengths[order],
             lambda layer_input, weights: run_pieces(rnn, layer_input, pieces, weights, 1),
         )
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel(), device=order.device)
-    return with_finals(rnn, outputs.index_select(0, inverse), lengths)
+    if order is not None:
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        outputs = outputs.index_select(0, inverse)
+    return with_finals(rnn, outputs, lengths)
 
 
 def run_starts(mask: Tensor) -> Tensor | None:

@@ -110,7 +110,9 @@ def test_beam_never_scores_below_greedy(name, tiny_checkpoint, test_files) -> No
     sources = test_files[0].read_text().splitlines()
     greedy = translator.translate(sources, beam_size=1)
     beam = translator.translate(sources, beam_size=5)
-    assert all(b[0][1].score >= g[0][1].score - 1e-5 for b, g in zip(beam, greedy))
+    # The same hypothesis scored in a batch of another shape may round differently: 1e-4, the bound of
+    # --score across batch sizes (a 30-token translation moved by 2.8e-5 between beam and greedy).
+    assert all(b[0][1].score >= g[0][1].score - 1e-4 for b, g in zip(beam, greedy))
     assert sum(b[0][1].score for b in beam) > sum(g[0][1].score for g in greedy)  # and it does search
 
 
@@ -285,3 +287,4 @@ def test_a_checkpoint_that_names_the_padding_object_strategy_still_loads(tiny_ch
         type(loaded.net.padding).__name__ == "PackingStrategy"
         and loaded.net.encoder.padding is loaded.net.padding
     )
+

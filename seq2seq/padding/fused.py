@@ -6,7 +6,8 @@ starts at the last pad. Here it reads each sentence reversed *within its own len
 the end), and its outputs are reversed back; layer by layer, since the next layer reads both
 directions. Each direction is one call of the fused kernel (oneDNN on the CPU, cuDNN on the GPU,
 which picks its persistent small-hidden algorithm only for unpacked input): the same work as the
-padded bidirectional call, plus two index gathers per layer.
+padded bidirectional call, plus two index gathers per layer. A batch without pads (frequent under
+length bucketing) takes the module's own call: one for every layer and both directions.
 
 `run_packed_rnn` reaches the same states without computing a pad. Sorted longest first, a batch
 is cut in time where a sentence ends; in each piece every row still running is real, and one fused
@@ -95,6 +96,11 @@ def run_direction(rnn: nn.RNNBase, x: Tensor, weights: list[Tensor]) -> Tensor:
     return call_kernel(rnn, x, zero_state(rnn, 1, x.size(0), x), weights, 1)[0]
 
 
+def unpadded(x: Tensor, lengths: Tensor) -> bool:
+    """Whether every row of the (B, T, ...) batch is real at every step: nothing to keep pads out of."""
+    return bool((lengths == x.size(1)).all())
+
+
 def run_bidirectional(
     rnn: nn.RNNBase, x: Tensor, lengths: Tensor, run: Callable[[Tensor, list[Tensor]], Tensor]
 ) -> Tensor:
@@ -150,8 +156,10 @@ def run_exact_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, 
         raise ValueError("exact recurrences expect a batch_first RNN")
     x = rnn_input(x)
     lengths = lengths.to(x.device)
-    if not rnn.bidirectional:
-        outputs = rnn(x)[0]  # every layer in one call: a forward direction never reads a later pad
+    if not rnn.bidirectional or unpadded(x, lengths):
+        # Every layer in one call: a forward direction never reads a later pad, and without pads the
+        # backward direction starts at each sentence's last token.
+        outputs = rnn(x)[0]
     else:
         outputs = run_bidirectional(
             rnn, x, lengths, lambda layer_input, weights: run_direction(rnn, layer_input, weights)
@@ -202,7 +210,7 @@ def run_packed_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor,
         order = torch.argsort(cpu_lengths, descending=True, stable=True)
         cpu_lengths = cpu_lengths[order]
     pieces = time_pieces(cpu_lengths)
-    if not pieces:  # every row empty
+    if not pieces or unpadded(x, lengths):  # every row empty (zeroed below), or one piece: the whole batch
         return with_finals(rnn, rnn(x)[0], lengths)
     if order is not None:
         order = order.to(x.device)

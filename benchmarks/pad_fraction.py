@@ -6,7 +6,8 @@ longest side, at most --budget; or at most --sentences pairs):
 * random        shuffled pairs (what data.bucketing=false does);
 * pool sort     torchtext's BucketIterator: shuffle, sort pools of about 100 batches by source length;
 * global sort   sort all pairs by (source, target) length;
-* ours          BucketBatchSampler: (longer side, source, target) with a seeded tie-break.
+* ours          BucketBatchSampler: longer side, then the path through the length pairs (`path_position`),
+                with a seeded tie-break.
 
 Lengths are whitespace tokens + 1 (eos), like the reference figures in the README. Run:
 

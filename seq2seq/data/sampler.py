@@ -18,7 +18,7 @@ def path_position(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     shape the other way round, so that every step of the path, within a shape or from one to the
     next, changes one side by one token. Sorting by (L, position) then puts neighbours in nearly
     the same cell, and fewer batches straddle two distant cells than under a sort by (L, source,
-    target) (benchmarks/README.md, "Pad compute", measures both). Returns values in [0, 2L].
+    target) (benchmarks/README.md, "Strategy cost", measures both over an epoch). Returns values in [0, 2L].
     """
     longest = np.maximum(src, tgt)
     along = np.where(tgt == longest, src, 2 * longest - tgt)  # (0, L) -> (L, L) -> (L, 0)

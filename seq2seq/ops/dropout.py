@@ -2,7 +2,8 @@
 
 PyTorch's CPU dropout draws its mask with `bernoulli_`, which on a 2-core CPU costs more than the
 draw of a uniform tensor and a comparison: about twice the time, forward and backward, at the sizes
-of a training step (benchmarks/README.md, "Profile"), and it showed among the step's top operators.
+of a training step, and it showed among the top operators of a Tatoeba step's profile
+(benchmarks/README.md, "Profile", gives the side-by-side figures and the machine).
 The masks follow the same distribution: each element is kept with probability 1 - p and scaled by
 1 / (1 - p). On the GPU PyTorch's fused dropout kernel is used as it is.
 """

@@ -12,9 +12,9 @@ length bucketing) takes the module's own call: one for every layer and both dire
 `run_packed_rnn` reaches the same states without computing a pad. Sorted longest first, a batch
 is cut in time where a sentence ends; in each piece every row still running is real, and one fused
 call runs those rows from the states the piece before left. That is what a PackedSequence is, but
-`pack_padded_sequence` hands it to a kernel that changes the batch at every step: on the CPU that
-kernel ran the encoder at 0.72-0.94x `naive`'s training tokens/s on the bundled corpus, the pieces
-at (benchmarks/README.md, "Strategy cost"). The Python step loop of `recurrence.py` costs more
+`pack_padded_sequence` hands it to a kernel that changes the batch at every step, which on the
+CPU cost more than the padded fused kernel (benchmarks/README.md, "Strategy cost", compares both).
+The Python step loop of `recurrence.py` costs more
 still and is kept for masks with holes inside a row.
 """
 

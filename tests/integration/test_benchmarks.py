@@ -318,7 +318,15 @@ def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_pat
 def test_pad_compute_benchmark(tmp_path: Path, split: str) -> None:
     out = tmp_path / "pad_compute.json"
     run_benchmark(
-        "benchmarks/pad_compute.py", "--max-tokens", "2048", "--limit", "3", "--split", split, "--out", str(out)
+        "benchmarks/pad_compute.py",
+        "--max-tokens",
+        "2048",
+        "--limit",
+        "3",
+        "--split",
+        split,
+        "--out",
+        str(out),
     )
     (row,) = json.loads(out.read_text())
     assert row["corpus"] == "bundled" and row["split"] == split and row["batches"] == 3

@@ -287,4 +287,3 @@ def test_a_checkpoint_that_names_the_padding_object_strategy_still_loads(tiny_ch
         type(loaded.net.padding).__name__ == "PackingStrategy"
         and loaded.net.encoder.padding is loaded.net.padding
     )
-

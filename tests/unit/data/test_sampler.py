@@ -1,10 +1,10 @@
+import itertools
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from seq2seq.data.sampler import BucketBatchSampler, path_position
 
@@ -84,7 +84,7 @@ def test_the_path_through_the_lengths_moves_one_token_on_one_side_at_a_time() ->
     for longest in range(40):  # positions within one shape are distinct and within [0, 2L]
         shape = positions[np.maximum(src, tgt)[order] == longest]
         assert len(set(shape.tolist())) == len(shape) and shape.max() <= 2 * longest
-    for (s1, t1), (s2, t2) in zip(path, path[1:]):
+    for (s1, t1), (s2, t2) in itertools.pairwise(path):
         assert abs(s1 - s2) + abs(t1 - t2) == 1
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import platform
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -135,6 +137,35 @@ def parse_training_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     return args
+
+
+def machine() -> dict[str, object]:
+    """What a timed figure depends on: the CPU, the SIMD level PyTorch dispatches to, and a matmul rate.
+
+    Ratios between frameworks moved with the machine (peers on Tatoeba: 1.28-1.33x OpenNMT-py on one
+    2-core EPYC, 1.17x on an AVX2-only one), so every timed JSON row should say where it was measured.
+    The rate is a (2048, 256) x (256, 4000) fp32 matmul, the output layer's shape, at the current threads.
+    """
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    a, b = torch.randn(2048, 256), torch.randn(256, 4000)
+    a @ b
+    start, runs = time.perf_counter(), 10
+    for _ in range(runs):
+        a @ b
+    seconds = (time.perf_counter() - start) / runs
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": round(2 * 2048 * 256 * 4000 / seconds / 1e9, 1),
+        "torch": torch.__version__,
+    }
 
 
 def write_json(path: Path, payload: object) -> None:

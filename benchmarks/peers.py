@@ -43,8 +43,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
-from common import RESULTS, build, write_json
+from common import RESULTS, build, machine, write_json
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import find_split_file, read_parallel
@@ -640,6 +641,8 @@ def main() -> None:
     for tool in args.tools:  # install first, so that no install runs beside a timed training
         if tool != "ours":
             ensure_venv(args.work, tool)
+    torch.set_num_threads(args.threads)
+    measured_on = machine()  # before any training starts: the probe must not run beside one
     rows = []
     print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at " + ", ".join(f"{t:g} s" for t in args.curve))
     for tool in args.tools:
@@ -684,6 +687,7 @@ def main() -> None:
                 "budget_s": args.budget,
                 "threads": args.threads,
                 "corpus": list(corpus.overrides),
+                "machine": measured_on,
             }
         )
         shown = ", ".join(

@@ -308,6 +308,7 @@ def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_pat
     )  # fmt: skip
     (row,) = json.loads(out.read_text())
     assert row["framework"] == "ours" and row["corpus"] == data and row["test_bleu"] is not None
+    assert row["machine"]["cpu_capability"] and row["machine"]["matmul_gflops"] > 0  # where it was timed
     (pieces,) = (tmp_path / "work" / "data").iterdir()
     assert len((pieces / "test.tgt").read_text().splitlines()) == 12
     (hypotheses,) = (tmp_path / "work" / "runs").glob("*/ours-feed1/curve/*.hyp")

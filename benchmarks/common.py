@@ -142,8 +142,8 @@ def parse_training_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def machine() -> dict[str, object]:
     """What a timed figure depends on: the CPU, the SIMD level PyTorch dispatches to, and a matmul rate.
 
-    Ratios between frameworks moved with the machine (peers on Tatoeba: 1.28-1.33x OpenNMT-py on one
-    2-core EPYC, 1.17x on an AVX2-only one), so every timed JSON row should say where it was measured.
+    Ratios between frameworks moved with the machine (benchmarks/README.md, "Peers": two 2-core EPYCs),
+    so a timed JSON row should say where it was measured.
     The rate is a (2048, 256) x (256, 4000) fp32 matmul, the output layer's shape, at the current threads.
     """
     model = platform.processor() or platform.machine()

@@ -76,6 +76,22 @@ def job_states(name: str) -> dict[str, str]:
     return dict(line.split("|", 1) for line in done.stdout.splitlines() if line)
 
 
+ACTIVE_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED")
+
+
+def settled_job_states(name: str, count: int, timeout: float = 120) -> dict[str, str]:
+    """`job_states` once `count` jobs are listed and none of them is still queued, running or finishing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = job_states(name)
+        settled = len(states) == count and not any(
+            state.startswith(ACTIVE_STATES) for state in states.values()
+        )
+        if settled or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
+
+
 def test_a_two_job_sweep_trains_on_slurm(tmp_path: Path, cache_dir: Path) -> None:
     name = f"sweep-{uuid.uuid4().hex[:8]}"
     sweep_dir = tmp_path / "sweep"
@@ -94,8 +110,10 @@ def test_a_two_job_sweep_trains_on_slurm(tmp_path: Path, cache_dir: Path) -> Non
         assert results["steps"] == 5 and math.isfinite(results["val/loss"])
     encoders = {OmegaConf.load(sweep_dir / job / "config.yaml").encoder.rnn._target_ for job in ("0", "1")}
     assert encoders == {"torch.nn.LSTM", "torch.nn.GRU"}
-    states = job_states(name)
-    assert len(states) == 2 and set(states.values()) == {"COMPLETED"}, states
+    # submitit hands back a job's result as soon as its pickle is written; SLURM's accounting marks the job
+    # COMPLETED a moment later, once the batch step has exited, so the states are read once they settle.
+    states = settled_job_states(name, count=2)
+    assert set(states.values()) == {"COMPLETED"}, states
 
 
 def test_a_cancelled_job_is_reported_as_failed_not_waited_for(tmp_path: Path, cache_dir: Path) -> None:

@@ -44,6 +44,10 @@ class Seq2Seq(nn.Module):
         tie_embeddings: the output layer reuses the target embedding (needs decoder hidden size == embedding_dim).
         embedding_init: `normal`, N(0, 1) (PyTorch's `nn.Embedding`), or `uniform`, U(-0.1, 0.1) (fairseq's
             and OpenNMT-py's): the starting scale of every embedding row (the pad row stays zero).
+        param_init: every other parameter (RNN, attention, bridge and output weights and biases) drawn
+            from U(-param_init, param_init), as OpenNMT-py's `param_init` (0.1 by default there) and
+            fairseq's LSTM model (0.1) start theirs; None keeps each PyTorch module's own default (for
+            an RNN U(-1/sqrt(H), 1/sqrt(H)), for a linear layer about U(-1/sqrt(in), 1/sqrt(in))).
         output_ids: the target pieces the output layer scores, ascending, `<unk>` and `<eos>` among them
             (`TranslationDataModule.output_ids`: those the training targets use); None scores every piece.
             A joint vocabulary's target side uses about half of its pieces, and on a real vocabulary the
@@ -63,6 +67,7 @@ class Seq2Seq(nn.Module):
         share_embeddings: bool = False,
         tie_embeddings: bool = False,
         embedding_init: str = "normal",
+        param_init: float | None = None,
         output_ids: Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
@@ -87,6 +92,8 @@ class Seq2Seq(nn.Module):
         self.encoder = encoder(input_size=embedding_dim, padding=padding)
         self.decoder = decoder(input_size=embedding_dim, memory_size=self.encoder.output_size)
         self.generator = nn.Linear(self.decoder.output_size, tgt_vocab_size)
+        if param_init is not None:
+            self._uniform_init(param_init)
         if tie_embeddings:
             if self.decoder.output_size != embedding_dim:
                 raise ValueError(
@@ -99,6 +106,16 @@ class Seq2Seq(nn.Module):
         if output_ids is not None:
             ids = output_ids if isinstance(output_ids, Tensor) else list(output_ids)  # a list, or a config's
             self._score_only(torch.as_tensor(ids, dtype=torch.long), tgt_vocab_size)
+
+    def _uniform_init(self, bound: float) -> None:
+        """U(-bound, bound) for every parameter outside the embedding tables, in their registration order."""
+        if not bound > 0:
+            raise ValueError(f"model.net.param_init must be a positive bound or null; got {bound!r}")
+        tables = {id(self.src_embed.weight), id(self.tgt_embed.weight)}
+        with torch.no_grad():
+            for parameter in self.parameters():
+                if id(parameter) not in tables:
+                    parameter.uniform_(-bound, bound)
 
     def _score_only(self, ids: Tensor, vocab_size: int) -> None:
         """Sets the output layer's scored pieces `ids` and the row each piece's target maps to."""

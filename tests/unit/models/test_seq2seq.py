@@ -89,6 +89,24 @@ def test_embedding_init_sets_the_scale_of_every_row_but_the_pad_row(share) -> No
         Seq2Seq(*args, embedding_init="xavier")
 
 
+def test_param_init_draws_every_weight_but_the_embeddings_from_the_uniform_bound() -> None:
+    decoder = partial(
+        RecurrentDecoder, partial(nn.LSTM), hidden_size=64, init=BridgeInit, attention=LuongAttention
+    )
+    args = (ENCODERS["bilstm"], decoder, MaskingStrategy(), 500, 500)
+    model = Seq2Seq(*args, embedding_dim=64, param_init=0.3)
+    tables = {id(model.src_embed.weight), id(model.tgt_embed.weight)}
+    others = [(name, p) for name, p in model.named_parameters() if id(p) not in tables]
+    assert {name.split(".")[0] for name, _ in others} == {"encoder", "decoder", "generator"}
+    for name, parameter in others:  # biases too; PyTorch's defaults stay far below 0.3 at these sizes
+        assert parameter.abs().max() <= 0.3 and parameter.abs().max() > 0.25, name
+    assert model.src_embed.weight.std() > 0.9  # the embeddings keep embedding_init's N(0, 1)
+    default = Seq2Seq(*args, embedding_dim=64)
+    assert default.generator.weight.abs().max() <= 1 / 64**0.5  # nn.Linear's own bound, 1/sqrt(in)
+    with pytest.raises(ValueError, match="param_init must be a positive bound or null; got 0"):
+        Seq2Seq(*args, param_init=0)
+
+
 def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
     decoder = partial(
         RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention

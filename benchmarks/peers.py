@@ -22,6 +22,9 @@ with a pip constraint file; nothing is added to this project's dependencies.
     python benchmarks/peers.py --input-feeding false --tools ours joeynmt opennmt --out benchmarks/results/peers_no_feeding.json
     python benchmarks/peers.py --tools ours joeynmt --budget 120 --threads 1
     python benchmarks/peers.py --tools ours opennmt fairseq --curve 60 180 600     # a learning curve
+    python benchmarks/peers.py --tools ours fairseq --steps 750 --out benchmarks/results/x.json   # equal steps
+    python benchmarks/peers.py --tools ours --steps 750 --append --out benchmarks/results/x.json \
+        --overrides model.net.param_init=0.1                                        # a variant of ours beside them
     python benchmarks/peers.py --tools ours opennmt fairseq --budget 240 --out benchmarks/results/peers_tatoeba.json \
         --data data=parallel data.path=../shared/data/tatoeba-deu-eng data.src_lang=de data.tgt_lang=en
 """
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -148,11 +152,13 @@ def train_for(
 ) -> list[dict]:
     """Starts training (output in `train_log(run_dir)`), at each second in `curve` copies the newest
     checkpoint matching `checkpoints` (a glob under `run_dir`) to `run_dir/curve`, and kills the
-    training's process group at the last of them.
+    training's process group at the last of them. An empty `curve` (`--steps`) lets the training run
+    until it stops by itself and copies its last checkpoint then.
 
     Returns:
-        One snapshot per curve point: at_s (the point), saved_s (when the copied checkpoint was written,
-        in seconds since the start), path (the copy; None if no checkpoint existed yet).
+        One snapshot per curve point: at_s (the point, or when the training ended), saved_s (when the
+        copied checkpoint was written, in seconds since the start), path (the copy; None if no
+        checkpoint existed yet).
     """
     start, started_at = time.perf_counter(), time.time()
     snapshots, pending = [], sorted(curve)
@@ -164,6 +170,11 @@ def train_for(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or run_dir, start_new_session=True
         )
         try:
+            if not pending:
+                code = process.wait()
+                if code != 0:
+                    sys.exit(f"error: training exited with code {code}; see {log}")
+                return [snapshot(run_dir, checkpoints, folder, time.perf_counter() - start, started_at)]
             while pending:
                 try:
                     code = process.wait(timeout=max(0.0, pending[0] - (time.perf_counter() - start)))
@@ -227,6 +238,7 @@ def ours(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> 
         f"decoder.input_feeding={str(args.input_feeding).lower()}",
         f"data.max_tokens={MAX_TOKENS}",
         "trainer.max_epochs=1000",
+        f"trainer.max_steps={args.steps or -1}",
         f"+callbacks.model_checkpoint.every_n_train_steps={args.save_every}",
         "callbacks.model_checkpoint.monitor=null",
         "callbacks.model_checkpoint.filename='step{step}'",
@@ -412,7 +424,7 @@ def opennmt(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) 
         "valid_batch_size": 64,
         "bucket_size": 32768,
         "normalization": "tokens",
-        "train_steps": 1_000_000,
+        "train_steps": args.steps or 1_000_000,
         "save_checkpoint_steps": args.save_every,
         "valid_steps": args.save_every,
         "report_every": log_every(args),
@@ -525,6 +537,8 @@ def fairseq(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) 
         str(MAX_TOKENS),
         "--max-epoch",
         "1000",
+        "--max-update",
+        str(args.steps or 0),  # 0: no limit
         "--save-dir",
         str(run_dir / "ckpt"),
         "--save-interval-updates",
@@ -601,6 +615,12 @@ def main() -> None:
         help="seconds at which to take the newest checkpoint and score it (a learning curve); the budget "
         "is the largest (default: the budget alone)",
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="train every framework for this many updates instead of a time budget (equal steps: compares "
+        "what each learns per step, whatever its speed), and score its checkpoint then",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--data",
@@ -625,10 +645,23 @@ def main() -> None:
         "--work", type=Path, default=PROJECT_ROOT / "benchmarks" / ".peers", help="venvs, data and runs"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the rows to those already in --out (a row of the same framework, overrides and decoder "
+        "replaces its older one): how variants of our run measured one at a time end up in one table",
+    )
     args = parser.parse_args()
     args.work = args.work.resolve()
-    args.curve = sorted(args.curve or [args.budget])
-    args.budget = args.curve[-1]
+    if args.steps is not None:
+        if args.curve or "joeynmt" in args.tools:
+            sys.exit(
+                "error: --steps runs each training to its end: leave out --curve and joeynmt (no step limit)"
+            )
+        args.save_every, args.curve, args.budget = args.steps, [], None
+    else:
+        args.curve = sorted(args.curve or [args.budget])
+        args.budget = args.curve[-1]
     if not args.input_feeding and "fairseq" in args.tools:
         sys.exit(
             "error: fairseq's LSTM decoder always uses input feeding; leave fairseq out of --tools with --input-feeding false"
@@ -644,7 +677,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     measured_on = machine()  # before any training starts: the probe must not run beside one
     rows = []
-    print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at " + ", ".join(f"{t:g} s" for t in args.curve))
+    points = ", ".join(f"{t:g} s" for t in args.curve) if args.curve else f"step {args.steps}"
+    print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at {points}")
     for tool in args.tools:
         run_dir = args.work / "runs" / corpus.name / f"{tool}-feed{int(args.input_feeding)}"
         if run_dir.exists():
@@ -685,8 +719,10 @@ def main() -> None:
                 "curve": curve,
                 "input_feeding": args.input_feeding,
                 "budget_s": args.budget,
+                "steps": args.steps,
                 "threads": args.threads,
                 "corpus": list(corpus.overrides),
+                "overrides": list(args.overrides) if tool == "ours" else [],
                 "machine": measured_on,
             }
         )
@@ -698,7 +734,15 @@ def main() -> None:
         ours_rate = rows[args.tools.index("ours")]["tokens_per_sec"]
         for row in rows:
             row["ours_speedup"] = ours_rate / row["tokens_per_sec"]
+    if args.append and args.out.is_file():
+        new = {row_key(row) for row in rows}
+        rows = [row for row in json.loads(args.out.read_text()) if row_key(row) not in new] + rows
     write_json(args.out, rows)
+
+
+def row_key(row: dict) -> tuple:
+    """What `--append` tells rows apart by."""
+    return row["framework"], tuple(row.get("overrides", [])), row["input_feeding"], row.get("steps")
 
 
 if __name__ == "__main__":

@@ -286,6 +286,27 @@ def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_seco
     assert (tmp_path / "run-train.log").exists()
 
 
+def test_peers_at_equal_steps_waits_for_the_training_to_end_and_takes_its_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """`train_for` with no curve (`--steps`): the training stops by itself, and a failed one is reported."""
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    from peers import train_for
+
+    writer = (
+        "import pathlib, time\n"
+        "folder = pathlib.Path('ckpt'); folder.mkdir()\n"
+        "(folder / 'step1.pt').write_text('first'); time.sleep(1.0)\n"
+        "(folder / 'step2.pt').write_text('last')\n"
+    )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (taken,) = train_for([sys.executable, "-c", writer], run_dir, "ckpt/*.pt", [], env={})
+    assert taken["path"].read_text() == "last" and taken["at_s"] >= 1.0
+    with pytest.raises(SystemExit, match="training exited with code 3; see"):
+        train_for([sys.executable, "-c", "raise SystemExit(3)"], run_dir, "ckpt/*.pt", [], env={})
+
+
 def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_path: Path) -> None:
     """`peers.py --data ...`: the corpus chosen by data overrides, its pieces written for the peers, our
     run trained and decoded on it, BLEU against that corpus's test split (not the bundled one)."""

@@ -90,10 +90,14 @@ def _fit_and_evaluate(
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     checkpoint = trainer.checkpoint_callback
     best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
-    # Report the model that is kept: the best checkpoint, or the final weights if none was saved.
-    results: dict = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+    # Report the model that is kept: the best checkpoint, or the final weights if none was saved. A loop
+    # switched off (trainer.limit_val_batches=0, limit_test_batches=0) returns no metrics: none reported.
+    results: dict = {}
+    for metrics in trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False):
+        results.update(metrics)
     if cfg.get("test"):
-        results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+        for metrics in trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False):
+            results.update(metrics)
     monitor = next((c for c in trainer.callbacks if isinstance(c, PaddingMonitor)), None)
     results.update(monitor.summary() if monitor else {})
     results.update(steps=trainer.global_step, best_checkpoint=best)

@@ -301,3 +301,18 @@ def test_resuming_without_checkpoints_says_why_in_one_line(tmp_path: Path, cache
         "error: resume=true resumes from this run's last.ckpt, but callbacks.model_checkpoint=null"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_run_with_evaluation_switched_off_ends_with_its_training_totals(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """trainer.limit_val_batches=0 and limit_test_batches=0: no metrics to report, and no traceback."""
+    run_dir = tmp_path / "run"
+    done = run_train(
+        run_dir, cache_dir, "trainer.limit_val_batches=0", "trainer.limit_test_batches=0",
+        "callbacks.model_checkpoint.monitor=null",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["steps"] == 5 and "train/pad_fraction" in results
+    assert not any(key.startswith(("val/", "test/")) for key in results)

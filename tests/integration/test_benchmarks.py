@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -322,13 +323,17 @@ def test_peers_runs_on_a_corpus_of_ones_own_with_its_own_test_references(tmp_pat
     data = ["data=parallel", f"data.path={corpus}", "data.src_lang=xx", "data.tgt_lang=yy"]
     data += ["data.vocab.vocab_size=200", f"paths.cache_dir={tmp_path / 'cache'}"]
     tiny = ["encoder.hidden_size=8", "decoder.hidden_size=8", "model.net.embedding_dim=8"]
-    tiny += ["trainer.limit_val_batches=0", "trainer.log_every_n_steps=2"]  # steps, not decoding, in 30 s
+    tiny += ["trainer.limit_val_batches=0", "trainer.log_every_n_steps=2"]
+    # --steps, not a time budget: a slow or busy CPU cannot leave the run without a checkpoint to score.
     run_benchmark(
-        "benchmarks/peers.py", "--tools", "ours", "--budget", "30", "--save-every", "50",
+        "benchmarks/peers.py", "--tools", "ours", "--steps", "20",
         "--work", str(tmp_path / "work"), "--out", str(out), "--data", *data, "--overrides", *tiny,
     )  # fmt: skip
     (row,) = json.loads(out.read_text())
     assert row["framework"] == "ours" and row["corpus"] == data and row["test_bleu"] is not None
+    assert row["steps"] == 20 and row["budget_s"] is None and row["overrides"] == tiny
+    (scored,) = (tmp_path / "work" / "runs").glob("*/ours-feed1/curve/*.ckpt")
+    assert torch.load(scored, map_location="cpu", weights_only=False)["global_step"] == 20
     assert row["machine"]["cpu_capability"] and row["machine"]["matmul_gflops"] > 0  # where it was timed
     (pieces,) = (tmp_path / "work" / "data").iterdir()
     assert len((pieces / "test.tgt").read_text().splitlines()) == 12

@@ -136,3 +136,14 @@ def test_sweeper_and_launcher_configs_build(overrides: list[str], node: str) -> 
     assert len(fixed) + len(space) == len(built.params)
     if overrides[0].startswith("hparams_search"):
         assert "model.optimizer.lr" in space and space["model.optimizer.lr"].log
+
+
+def test_recurrent_models_start_from_the_uniform_bound_and_the_attention_encoder_keeps_its_own(
+    compose_config,
+) -> None:
+    """model.net.param_init is 0.1 by default (issue 24, benchmarks/README.md); encoder=attention sets null."""
+    assert compose_config(TINY).model.net.param_init == 0.1
+    assert compose_config(TINY + ["encoder=attention"]).model.net.param_init is None
+    assert (
+        compose_config(TINY + ["encoder=attention", "model.net.param_init=0.05"]).model.net.param_init == 0.05
+    )

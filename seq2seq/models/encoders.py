@@ -40,7 +40,7 @@ class RecurrentEncoder(nn.Module):
     def flops(self, lengths: Tensor, steps: int) -> Flops:
         """Matrix-multiply FLOPs over a (B, steps) batch of true `lengths` (seq2seq/models/flops.py)."""
         real = lengths.sum()
-        computed = lengths.numel() * steps if self.padding.rnn_computes_pads else real
+        computed = self.padding.rnn_positions(lengths, steps)
         return Flops.at(dense_flops(self.rnn), computed, real)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+import seq2seq.padding.fused as fused_module
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
 from seq2seq.padding import (
     MaskingOutputsStrategy,
@@ -20,7 +22,7 @@ from seq2seq.padding import (
     PaddingStrategy,
     StateResetStrategy,
 )
-from seq2seq.padding.fused import ReverseWithinLengths, reversal_index, time_pieces
+from seq2seq.padding.fused import ReverseWithinLengths, merged_pieces, reversal_index, time_pieces
 from seq2seq.padding.recurrence import run_reset_rnn
 from seq2seq.padding.strategy import hidden_of, last_layer_final, lengths_mask
 
@@ -170,9 +172,14 @@ def pytorch_packed(
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_exact_strategies_give_pytorchs_packed_outputs_and_gradients(rnn, bidirectional, num_layers) -> None:
-    """The reversal within lengths and the time pieces are differentiable like PyTorch's PackedSequence:
-    the same states and the same input and weight gradients (ties and unsorted lengths included)."""
+@pytest.mark.parametrize("call_steps", [0.0, 2.0], ids=["a-piece-per-length", "merged-pieces"])
+def test_exact_strategies_give_pytorchs_packed_outputs_and_gradients(
+    rnn, bidirectional, num_layers, call_steps, monkeypatch
+) -> None:
+    """The reversal within lengths and the time pieces, cut at every length or merged, are
+    differentiable like PyTorch's PackedSequence: the same states and the same input and weight
+    gradients (ties and unsorted lengths included)."""
+    monkeypatch.setattr(fused_module, "CALL_STEPS", call_steps)
     lengths = [4, 9, 1, 6, 9, 4]
     x, lengths_t, _ = padded_batch(lengths, 2)
     x.requires_grad_(True)
@@ -189,6 +196,35 @@ def test_exact_strategies_give_pytorchs_packed_outputs_and_gradients(rnn, bidire
     for name in ("masking", "packing"):
         for ours, reference in zip(results[name], results["pytorch"], strict=True):
             assert torch.allclose(ours, reference, atol=1e-5), name
+
+
+def piece_cost(pieces: list[tuple[int, int, int]], call: float) -> float:
+    return sum(rows * (end - start) + call * pieces[0][2] for start, end, rows in pieces)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merged_pieces_are_the_cheapest_cover_of_the_batch(seed: int) -> None:
+    """Against every way of merging neighbouring pieces: the fewest row-steps plus calls, and each piece
+    runs exactly the rows real at its start."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(
+        1, 12, (int(torch.randint(1, 9, (1,), generator=generator)),), generator=generator
+    )
+    pieces = time_pieces(lengths.sort(descending=True).values)
+    call = [0.0, 0.5, 2.0, 8.0][seed % 4]
+    merged = merged_pieces(pieces, call)
+    covers = []
+    for cuts in itertools.product([False, True], repeat=len(pieces) - 1):
+        groups, start = [], 0
+        for i, cut in enumerate([*cuts, True]):
+            if cut:
+                groups.append((pieces[start][0], pieces[i][1], pieces[start][2]))
+                start = i + 1
+        covers.append(groups)
+    assert piece_cost(merged, call) == pytest.approx(min(piece_cost(c, call) for c in covers))
+    assert merged in covers
+    assert merged_pieces(pieces, 0.0) == pieces
+    assert len(merged_pieces(pieces, 1e9)) == 1
 
 
 def test_packing_runs_one_piece_per_distinct_length_and_none_for_empty_rows() -> None:

@@ -257,6 +257,8 @@ def run_packed_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor,
     pieces = merged_pieces(time_pieces(cpu_lengths), CALL_STEPS)
     if not pieces or unpadded(x, lengths):  # every row empty (zeroed below), or no pad: the whole batch
         return with_finals(rnn, rnn(x)[0], lengths)
+    if len(pieces) == 1 and pieces[0][2] == x.size(0):  # one piece of every row: `masking`'s calls, unsorted
+        return run_exact_rnn(rnn, x, lengths)
     if order is not None:
         order = order.to(x.device)
         x = x.index_select(0, order)

@@ -182,7 +182,8 @@ def time_pieces(sorted_lengths: Tensor) -> list[tuple[int, int, int]]:
 
 
 CALL_STEPS = 2.0
-"""What one more fused call costs, in steps of the whole batch. On a 2-core CPU a bi-LSTM of 128 per
+"""What one more fused call costs, in steps of the whole batch. On a 2-core AMD EPYC (AVX-512, 2 threads;
+a one-off check of single batches, not a benchmark file) a bi-LSTM of 128 per
 direction ran fastest at 1-2 over batches of 40-200 rows of mixed and bucketed lengths (forward and
 backward, 2 layers): 0 (a call per distinct length) cost up to 2x on bucketed batches, and never
 cutting (`masking`) up to 2.4x on mixed ones."""
@@ -214,12 +215,20 @@ def merged_pieces(pieces: list[tuple[int, int, int]], call_steps: float) -> list
     return merged[::-1]
 
 
+def packing_plan(lengths: Tensor) -> tuple[Tensor | None, list[tuple[int, int, int]]]:
+    """(B,) lengths -> (the order that sorts the rows longest first, None if they already are; the
+    merged time pieces of the sorted batch): what `run_packed_rnn` runs, and `packed_positions` counts."""
+    cpu_lengths = lengths.to("cpu", torch.long)
+    order = None
+    if not bool((cpu_lengths[:-1] >= cpu_lengths[1:]).all()):
+        order = torch.argsort(cpu_lengths, descending=True, stable=True)
+        cpu_lengths = cpu_lengths[order]
+    return order, merged_pieces(time_pieces(cpu_lengths), CALL_STEPS)
+
+
 def packed_positions(lengths: Tensor) -> int:
     """How many (row, step) positions `run_packed_rnn` runs one direction's layer at, pads included."""
-    sorted_lengths = lengths.to("cpu", torch.long).sort(descending=True).values
-    return sum(
-        rows * (end - start) for start, end, rows in merged_pieces(time_pieces(sorted_lengths), CALL_STEPS)
-    )
+    return sum(rows * (end - start) for start, end, rows in packing_plan(lengths)[1])
 
 
 def run_pieces(
@@ -247,18 +256,12 @@ def run_packed_rnn(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor,
     """
     if not rnn.batch_first:
         raise ValueError("exact recurrences expect a batch_first RNN")
-    x = rnn_input(x)
-    cpu_lengths = lengths.to("cpu", torch.long)
-    lengths = lengths.to(x.device, torch.long)
-    order = None
-    if not bool((cpu_lengths[:-1] >= cpu_lengths[1:]).all()):
-        order = torch.argsort(cpu_lengths, descending=True, stable=True)
-        cpu_lengths = cpu_lengths[order]
-    pieces = merged_pieces(time_pieces(cpu_lengths), CALL_STEPS)
-    if not pieces or unpadded(x, lengths):  # every row empty (zeroed below), or no pad: the whole batch
-        return with_finals(rnn, rnn(x)[0], lengths)
-    if len(pieces) == 1 and pieces[0][2] == x.size(0):  # one piece of every row: `masking`'s calls, unsorted
+    order, pieces = packing_plan(lengths)
+    if not pieces or (len(pieces) == 1 and pieces[0][2] == x.size(0)):
+        # Every row empty, or one piece of every row (no pads, or pieces merged into one): `masking`'s calls.
         return run_exact_rnn(rnn, x, lengths)
+    x = rnn_input(x)
+    lengths = lengths.to(x.device, torch.long)
     if order is not None:
         order = order.to(x.device)
         x = x.index_select(0, order)

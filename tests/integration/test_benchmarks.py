@@ -128,8 +128,9 @@ def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     assert set(rows) == {"naive", "masking_outputs", "masking", "packing", "state_reset"}
     assert rows["naive"]["tokens_per_sec_vs_naive"] == 1.0
     assert all(row["encoder_forward_backward_ms"] > 0 and row["tokens_per_sec"] > 0 for row in rows.values())
-    # packing runs no RNN step on a pad; naive also projects its target pads to the vocabulary
-    assert rows["packing"]["pad_compute_fraction"] < rows["masking"]["pad_compute_fraction"]
+    # packing steps over a pad only where a cut costs more than the pad steps it saves (tiny batches
+    # often merge into masking's one call); naive also projects its target pads to the vocabulary
+    assert rows["packing"]["pad_compute_fraction"] <= rows["masking"]["pad_compute_fraction"]
     assert rows["masking"]["pad_compute_fraction"] < rows["naive"]["pad_compute_fraction"] < 1
 
 

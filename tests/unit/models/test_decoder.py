@@ -41,6 +41,38 @@ def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, inp
     torch.testing.assert_close(torch.stack(steps, dim=1), whole, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_an_input_fed_step_is_the_rnn_module_run_on_the_embedding_and_the_fed_output(rnn, layers) -> None:
+    """The step's own cell equations (an LSTM's stacked [W_ih; W_hh] product) against nn.LSTM/nn.GRU itself."""
+    torch.manual_seed(0)
+    decoder = RecurrentDecoder(
+        partial(rnn, num_layers=layers, dropout=0.3 if layers > 1 else 0.0),
+        input_size=5,
+        hidden_size=7,
+        memory_size=6,
+        init=BridgeInit,
+        attention=LuongAttention,
+        input_feeding=True,
+    ).eval()
+    for bias in decoder.rnn.all_weights:  # nonzero recurrent biases: each must be added once
+        bias[-1].data.uniform_(-1, 1)
+    memory = torch.randn(3, 4, 6)
+    encoded = EncoderOutput(memory, torch.randn(3, 6), torch.ones(3, 4, dtype=torch.bool))
+    embedded = torch.randn(3, 5, 5)
+    state, outputs, expected = decoder.initial_state(encoded), [], []
+    rnn_state, feed = state.rnn, state.feed
+    for t in range(embedded.size(1)):
+        out, state, _ = decoder.step(embedded[:, t], state, encoded)
+        outputs.append(out)
+        hidden, rnn_state = decoder.rnn(torch.cat([embedded[:, t], feed], dim=-1).unsqueeze(1), rnn_state)
+        feed = decoder._attend(hidden, encoded)[0].squeeze(1)
+        expected.append(feed)
+    torch.testing.assert_close(
+        torch.stack(outputs, dim=1), torch.stack(expected, dim=1), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_general_score_is_the_bilinear_form_of_its_weight() -> None:
     torch.manual_seed(0)
     attention = LuongAttention(query_size=4, key_size=3)

@@ -18,6 +18,7 @@ from seq2seq.models.loss import masked_cross_entropy
 from seq2seq.models.search import DEFAULT_ALPHA, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.rng import rng_state, set_rng_state
+from seq2seq.training.schedule import RunBudget
 
 SPLIT_OF_STAGE = {"val": "valid", "test": "test"}
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Seq2SeqModule(L.LightningModule):
         alpha: length penalty exponent of that beam search (see `beam_search`).
         num_samples: sample translations printed at each validation.
         warmup_steps: the learning rate rises linearly from lr / N to lr over the first N optimizer steps
-            (0: no warm-up). Transformer layers need it; the recurrent models learn without.
+            (0: no warm-up). Transformer layers need it; the recurrent models learn without. A scheduler
+            that warms up itself (`WarmupDecay`, `warms_up`) takes it over.
         run_config: the run's resolved config, saved into checkpoints and shown on dashboards.
     """
 
@@ -68,6 +70,7 @@ class Seq2SeqModule(L.LightningModule):
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.beam_size, self.alpha, self.num_samples = beam_size, alpha, num_samples
         self.warmup_steps = warmup_steps
+        self._scheduler_warms_up = False  # set by configure_optimizers
         self._step_tokens = torch.zeros(())  # counted target tokens since the last optimizer step
         self.run_config = run_config
         self._eval: list[tuple[list[int], list[list[int]], float, int]] = []
@@ -129,7 +132,7 @@ class Seq2SeqModule(L.LightningModule):
         the rate (ReduceLROnPlateau), and a resumed run continues from the rate its checkpoint holds.
         """
         step = self.global_step
-        if step >= self.warmup_steps:
+        if step >= self.warmup_steps or self._scheduler_warms_up:
             return
         ratio = (step + 1) / self.warmup_steps / (step / self.warmup_steps if step else 1.0)
         for group in optimizer.param_groups:
@@ -196,11 +199,17 @@ class Seq2SeqModule(L.LightningModule):
             lines += [f"  source     {src}", f"  reference  {ref}", f"  hypothesis {hyp}"]
         log.info("\n".join(lines))
 
+    def on_train_start(self) -> None:
+        for config in self.trainer.lr_scheduler_configs:  # a schedule over the run's budget reads it from here
+            if hasattr(config.scheduler, "budget"):
+                config.scheduler.budget = RunBudget(self.trainer)
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
+        self._scheduler_warms_up = getattr(scheduler, "warms_up", False)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **self.scheduler_options}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -316,3 +316,24 @@ def test_a_run_with_evaluation_switched_off_ends_with_its_training_totals(
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps"] == 5 and "train/pad_fraction" in results
     assert not any(key.startswith(("val/", "test/")) for key in results)
+
+
+def test_ema_validates_saves_and_reports_the_average_of_the_best_checkpoint(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """averaging=ema: the checkpoint holds the average, and the final validate and test runs score it."""
+    run_dir, seen = tmp_path / "run", tmp_path / "evaluated.pt"
+    done = run_train(
+        run_dir, cache_dir, "averaging=ema", "callbacks.ema.decay=0.5", "callbacks.ema.update_starting_at_step=0",
+        "trainer.max_steps=8", "trainer.val_check_interval=4", "callbacks.model_checkpoint.save_last=false",
+        "+callbacks.evaluated._target_=grad_capture.EvaluatedWeights", f"+callbacks.evaluated.path={seen}",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = torch.load(read_results(run_dir)["best_checkpoint"], weights_only=False)
+    average, raw = best["state_dict"], best["current_model_state"]
+    assert any(not torch.equal(average[name], raw[name]) for name in average)
+    evaluated = torch.load(seen, weights_only=False)
+    assert set(evaluated) == {"validate", "test"}
+    for weights in evaluated.values():
+        assert all(torch.equal(weights[name], average[name]) for name in average)

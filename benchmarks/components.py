@@ -8,7 +8,13 @@ repository root::
     python benchmarks/components.py --rows default attention --epochs 1
 
 Rows already in the JSON file are kept and skipped unless --rerun is given, so a long table can be
-filled in over several sessions; each row records the commit it was trained at.
+filled in over several sessions; each row records the commit it was trained at. `--seeds` trains each
+row once per seed and reports the mean and range; on a real corpus (`--overrides data=parallel ...`) one
+seed cannot tell a robust option from a lucky one::
+
+    T="data=parallel data.path=../shared/data/tatoeba-deu-eng data.src_lang=de data.tgt_lang=en"
+    python benchmarks/components.py --epochs 3 --seeds 1234 7 42 --overrides $T \
+        --out benchmarks/results/components_tatoeba.json
 """
 
 from __future__ import annotations
@@ -52,6 +58,18 @@ ROWS: list[tuple[str, list[str], str]] = [
         ["model.net.tie_embeddings=true", "decoder.hidden_size=128"],
         "output layer = target embedding (decoder 128)",
     ),
+    ("scheduler=cosine", ["scheduler=cosine"], "cosine decay over the run's budget, no warm-up"),
+    (
+        "scheduler=inverse_sqrt",
+        ["scheduler=inverse_sqrt", "model.warmup_steps=200"],
+        "200-step warm-up, then inverse square root",
+    ),
+    ("averaging=ema", ["averaging=ema"], "EMA of the weights (decay 0.999 from step 200)"),
+    (
+        "scheduler=cosine averaging=ema",
+        ["scheduler=cosine", "averaging=ema"],
+        "cosine decay and the EMA together",
+    ),
 ]
 
 
@@ -92,6 +110,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", help="row names (default: all); see ROWS in this file")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rerun", action="store_true", help="train rows that the JSON file already holds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="one run per seed and row")
     parser.add_argument("--out", type=Path, default=RESULTS / "components.json")
     parser.add_argument(
         "--overrides", nargs="*", default=[], help="added to every row, e.g. debug=tiny for a smoke run"
@@ -108,39 +127,64 @@ def main() -> None:
         )
     logs = Path(tempfile.mkdtemp(prefix="components-"))
     for name, overrides, what in ROWS:
-        if (args.rows and name not in args.rows) or (name in table["rows"] and not args.rerun):
+        if args.rows and name not in args.rows:
             continue
-        print(f"training {name} ({' '.join(overrides) or 'no overrides'}) ...", flush=True)
-        results = train_row(
-            [*overrides, *args.overrides],
-            args.epochs,
-            logs / f"{name.replace('/', '_').replace(' ', '_')}.log",
-        )
-        table["rows"][name] = {
-            "overrides": overrides,
-            "what": what,
-            "commit": git_commit(),
-            **{
-                key: results[key]
-                for key in ("test/bleu", "val/bleu", "test/exact_match", "steps", "wall_time_s")
-            },
-        }
-        write_json(args.out, table)  # after every row: an interrupted table keeps what it has
+        row = table["rows"].get(name, {})
+        runs = {} if args.rerun else seed_runs(row)
+        for seed in args.seeds:
+            if str(seed) in runs:
+                continue
+            print(f"training {name} ({' '.join(overrides) or 'no overrides'}), seed {seed} ...", flush=True)
+            results = train_row(
+                [*overrides, *args.overrides, f"seed={seed}"],
+                args.epochs,
+                logs / f"{name.replace('/', '_').replace(' ', '_')}_{seed}.log",
+            )
+            runs[str(seed)] = {"commit": git_commit(), **{key: results[key] for key in RESULT_KEYS}}
+            table["rows"][name] = {"overrides": overrides, "what": what, "seeds": runs, **summary(runs)}
+            write_json(args.out, table)  # after every run: an interrupted table keeps what it has
     print_table(table)
 
 
+def seed_runs(row: dict) -> dict[str, dict]:
+    """The row's runs by seed; a row written before --seeds existed is one run of the default seed, 1234."""
+    if not row or "seeds" in row:
+        return dict(row.get("seeds", {}))
+    return {"1234": {key: value for key, value in row.items() if key not in ("overrides", "what")}}
+
+
+RESULT_KEYS = ("test/bleu", "val/bleu", "test/exact_match", "steps", "wall_time_s", "train/tokens_per_sec")
+
+
+def summary(runs: dict[str, dict]) -> dict:
+    """Mean, lowest and highest of each score over the seeds' runs (the row's headline figures)."""
+    found = {}
+    for key in ("test/bleu", "val/bleu", "test/exact_match"):
+        values = [run[key] for run in runs.values()]
+        found[key] = sum(values) / len(values)
+        found[f"{key}_range"] = [min(values), max(values)]
+    return found
+
+
 def print_table(table: dict) -> None:
-    """The README's table: one row per option, in ROWS order."""
-    print(f"\n{table['epochs']} epochs, seed as configured\n")
-    print("| option | overrides | test BLEU | val BLEU | test exact match |")
-    print("| --- | --- | --- | --- | --- |")
+    """The README's table: one row per option, in ROWS order; several seeds give mean (lowest-highest)."""
+    print(f"\n{table['epochs']} epochs\n")
+    print("| option | overrides | seeds | test BLEU | val BLEU | test exact match |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, _, _ in ROWS:
         row = table["rows"].get(name)
-        if row:
-            overrides = " ".join(f"`{o}`" for o in row["overrides"]) or "(none)"
-            print(
-                f"| {name} | {overrides} | {row['test/bleu']:.2f} | {row['val/bleu']:.2f} | {row['test/exact_match']:.1f} |"
-            )
+        if not row:
+            continue
+        overrides = " ".join(f"`{o}`" for o in row["overrides"]) or "(none)"
+        cells = [score(row, key) for key in ("test/bleu", "val/bleu", "test/exact_match")]
+        print(f"| {name} | {overrides} | {len(row.get('seeds', {})) or 1} | {' | '.join(cells)} |")
+
+
+def score(row: dict, key: str) -> str:
+    low, high = row.get(f"{key}_range", [row[key], row[key]])
+    precision = 1 if key.endswith("exact_match") else 2
+    spread = f" ({low:.{precision}f}-{high:.{precision}f})" if high > low else ""
+    return f"{row[key]:.{precision}f}{spread}"
 
 
 if __name__ == "__main__":

@@ -204,6 +204,9 @@ def test_components_benchmark(tmp_path: Path) -> None:
         "decoder/attention=none",
         "--epochs",
         "1",
+        "--seeds",
+        "1",
+        "2",
         "--overrides",
         "debug=tiny",
         "--out",
@@ -211,7 +214,13 @@ def test_components_benchmark(tmp_path: Path) -> None:
     )
     table = json.loads(out.read_text())
     assert table["epochs"] == 1 and set(table["rows"]) == {"default", "decoder/attention=none"}
-    assert table["rows"]["decoder/attention=none"]["overrides"] == ["decoder/attention=none"]
+    row = table["rows"]["decoder/attention=none"]
+    assert row["overrides"] == ["decoder/attention=none"] and set(row["seeds"]) == {"1", "2"}
+    bleus = [run["test/bleu"] for run in row["seeds"].values()]
+    assert row["test/bleu"] == pytest.approx(sum(bleus) / 2) and row["test/bleu_range"] == [
+        min(bleus),
+        max(bleus),
+    ]
     assert "| decoder/attention=none |" in done.stdout
 
 

@@ -80,13 +80,19 @@ def one_paragraph(stderr: str, *fragments: str) -> str:
     return line
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=lambda s: s.name)
+# SIGUSR1's run also resumes a per-step schedule over the run's budget and the EMA of the weights.
+SCHEDULED = ["scheduler=cosine", "averaging=ema", "callbacks.ema.update_starting_at_step=20"]
+
+
+@pytest.mark.parametrize(
+    "signum,extra", [(signal.SIGTERM, []), (signal.SIGUSR1, SCHEDULED)], ids=["SIGTERM", "SIGUSR1-cosine-ema"]
+)
 def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(
-    signum: signal.Signals, tmp_path: Path, cache_dir: Path
+    signum: signal.Signals, extra: list[str], tmp_path: Path, cache_dir: Path
 ) -> None:
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     done = subprocess.run(
-        train_command(whole, cache_dir, *LONG_TINY),
+        train_command(whole, cache_dir, *LONG_TINY, *extra),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -98,7 +104,7 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(
     log = tmp_path / "first.log"
     with log.open("w") as out:
         first = subprocess.Popen(
-            train_command(parts, cache_dir, *LONG_TINY),
+            train_command(parts, cache_dir, *LONG_TINY, *extra),
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -116,7 +122,7 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(
     assert not list((parts / "checkpoints").glob("*.tmp"))
 
     resumed = subprocess.run(
-        train_command(parts, cache_dir, *LONG_TINY, "resume=true"),
+        train_command(parts, cache_dir, *LONG_TINY, *extra, "resume=true"),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

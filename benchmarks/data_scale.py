@@ -211,7 +211,9 @@ def plot(results: dict, path: Path) -> None:
     from plots import save
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for (label, rows), color in zip(results.items(), ("tab:red", "tab:blue", "tab:green")):
+    for (label, rows), color in zip(
+        results.items(), ("tab:red", "tab:blue", "tab:green"), strict=False
+    ):  # a colour per run, spares unused
         pairs = [row["train_pairs"] for row in rows["rows"]]
         seconds = [row["single"]["seconds_to_first_step"] for row in rows["rows"]]
         left.plot(pairs, seconds, "o-", color=color, label=label)

@@ -40,7 +40,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 class CompileTimeout(Exception):
-    pass
+    """torch.compile took longer than the setting allows; the row is recorded as timed out."""
 
 
 @contextlib.contextmanager

@@ -41,10 +41,12 @@ def load_lengths(spec: str, limit: int | None) -> tuple[list[int], list[int]]:
         CORPORA[spec] if spec in CORPORA else (Path(spec.split(":")[0]), "train", *spec.split(":")[1:])
     )
     if split == "devtest":
-        pairs = list(zip(read_lines(folder / f"devtest.{src}"), read_lines(folder / f"devtest.{tgt}")))
+        pairs = list(
+            zip(read_lines(folder / f"devtest.{src}"), read_lines(folder / f"devtest.{tgt}"), strict=True)
+        )
     else:
         text = read_parallel(folder, split, src, tgt)
-        pairs = list(zip(text.src, text.tgt))
+        pairs = list(zip(text.src, text.tgt, strict=True))
     pairs = pairs[:limit] if limit else pairs
     return [len(s.split()) + 1 for s, _ in pairs], [len(t.split()) + 1 for _, t in pairs]
 

@@ -33,7 +33,9 @@ def decode(
         batch = collate([(i, ids[i], []) for i in order[start : start + batch_size]])
         slots, real = slots + batch.src.numel(), real + int(batch.src_lengths.sum())
         for i, found in zip(
-            batch.indices.tolist(), greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)
+            batch.indices.tolist(),
+            greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask),
+            strict=True,
         ):
             hypotheses[i] = found.tokens
     return loaded.vocabs.tgt.decode(hypotheses), 1 - real / slots
@@ -74,7 +76,7 @@ def main() -> None:
             "bleu_random": corpus_bleu(random_hyps, references),
             "pad_sorted": sorted_pad,
             "pad_random": random_pad,
-            "changed_lines": sum(a != b for a, b in zip(sorted_hyps, random_hyps)),
+            "changed_lines": sum(a != b for a, b in zip(sorted_hyps, random_hyps, strict=True)),
         }
         rows.append(row)
         print(

@@ -83,6 +83,8 @@ STUDY = RESULTS / "padding_lab.json"  # the study the README shows; its figures 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
+    """One setting of the lab's grid: encoder, attention, batching and strategy."""
+
     encoder: str
     attention: str
     batching: str
@@ -163,7 +165,7 @@ def evaluate(loaded: LoadedModel, pairs, references: list[str], level: float, si
         slots, real = slots + batch.src.numel(), real + int(batch.src_lengths.sum())
         found = greedy_search(loaded.net, batch.src, batch.src_lengths, batch.src_mask)
         nll = sentence_nll(*loaded.net.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask)
-        for index, hypothesis, value in zip(batch.indices.tolist(), found, nll.tolist()):
+        for index, hypothesis, value in zip(batch.indices.tolist(), found, nll.tolist(), strict=True):
             hypotheses[index], scores[index] = hypothesis.tokens, -value
     order = sorted(hypotheses)
     texts = loaded.vocabs.tgt.decode([hypotheses[i] for i in order])
@@ -186,8 +188,11 @@ def dial(loaded: LoadedModel, pairs, references: list[str], size: int) -> list[d
                 "level": level,
                 "pad_fraction": found["pad_fraction"],
                 "bleu": found["bleu"],
-                "changed": sum(a != b for a, b in zip(found["texts"], alone["texts"])) / len(pairs),
-                "max_logprob_change": max(abs(a - b) for a, b in zip(found["scores"], alone["scores"])),
+                "changed": sum(a != b for a, b in zip(found["texts"], alone["texts"], strict=True))
+                / len(pairs),
+                "max_logprob_change": max(
+                    abs(a - b) for a, b in zip(found["scores"], alone["scores"], strict=True)
+                ),
             }
         )
     return rows
@@ -226,7 +231,7 @@ def test_pairs(limit: int | None, loaded: LoadedModel) -> tuple[list, list[str],
     sources, references = text.src[:limit], text.tgt[:limit]
     src = loaded.vocabs.src.encode(sources)
     tgt = loaded.vocabs.tgt.encode(references)
-    return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt))], references, text.src_path
+    return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt, strict=True))], references, text.src_path
 
 
 def main() -> None:
@@ -394,7 +399,7 @@ def plot(study: dict, docs: Path) -> None:
                     axis.set_ylabel(label)
         handles = {}
         for axis in axes.flat:
-            handles.update(zip(*reversed(axis.get_legend_handles_labels())))
+            handles.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
         figure.legend(
             list(handles.values()), list(handles), loc="upper center", ncol=min(len(handles), 5), fontsize=8
         )

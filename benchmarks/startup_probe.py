@@ -50,6 +50,8 @@ def touch_training_arrays(trainer: L.Trainer) -> int:
 
 
 class StartupProbe(L.Callback):
+    """At the end of the first training batch, writes this rank's start-up seconds and memory to `out`."""
+
     def __init__(self, out: str) -> None:
         self.out = Path(out)
         self.done = False

@@ -1,4 +1,4 @@
-"""What each padding strategy costs: encoder time and training throughput on the same bucketed batches.
+r"""What each padding strategy costs: encoder time and training throughput on the same bucketed batches.
 
 For every setting (corpus x encoder x layers x token budget) each strategy gets its own freshly
 seeded model, and the same length-bucketed training batches run through the encoder alone (forward,
@@ -10,7 +10,7 @@ share of the step's matrix-multiply FLOPs spent at pad positions (`Seq2Seq.flops
 `train/pad_compute_fraction`).
 
     python benchmarks/strategy_cost.py                    # bundled corpus; writes results/strategy_cost.json
-    python benchmarks/strategy_cost.py --corpora bundled ../shared/data/tatoeba-deu-eng:de:en \\
+    python benchmarks/strategy_cost.py --corpora bundled ../shared/data/tatoeba-deu-eng:de:en \
         --encoders lstm gru --layers 1 2 --max-tokens 2048 8192
 """
 

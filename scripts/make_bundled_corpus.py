@@ -56,7 +56,9 @@ def make_lexicon(rng: random.Random) -> Lexicon:
     src, tgt = {}, {}
     for word_class, count in WORD_CLASSES.items():
         src[word_class] = make_words(rng, SRC_SYLLABLES, count, src_taken)
-        for word, translation in zip(src[word_class], make_words(rng, TGT_SYLLABLES, count, tgt_taken)):
+        for word, translation in zip(
+            src[word_class], make_words(rng, TGT_SYLLABLES, count, tgt_taken), strict=True
+        ):
             tgt[word] = translation
     negation = (
         make_words(rng, SRC_SYLLABLES, 1, src_taken)[0],

@@ -1,0 +1,1 @@
+"""Corpora, sentencepiece vocabularies, prepared token arrays, length-bucketed batching and the DataModule."""

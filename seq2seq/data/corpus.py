@@ -51,9 +51,9 @@ def find_split_file(folder: Path, split: str, lang: str) -> Path:
 
 
 def iter_raw_lines(path: Path, start: int = 0) -> Iterator[bytes]:
-    """Streams the lines of a plain or `.gz` file as bytes, without their `\\n` or `\\r\\n` ending.
+    r"""Streams the lines of a plain or `.gz` file as bytes, without their `\n` or `\r\n` ending.
 
-    Lines are what `wc -l` counts: only `\\n` ends a line, so a stray `\\r` inside a line (common in
+    Lines are what `wc -l` counts: only `\n` ends a line, so a stray `\r` inside a line (common in
     web-crawled corpora) stays part of it and line numbers in messages match `sed -n Np`. A UTF-8
     byte-order mark at the start of the file is dropped. `start` skips that many lines first (read by
     the C line reader and dropped: 1.1 GB/s of plain text here, as fast as counting newlines in blocks).
@@ -70,7 +70,7 @@ BLOCK = 1 << 20
 
 
 def count_lines(path: Path) -> int:
-    """Lines as `iter_raw_lines` yields them (a last line without `\\n` counts), read in large blocks."""
+    r"""Lines as `iter_raw_lines` yields them (a last line without `\n` counts), read in large blocks."""
     opener = gzip.open if path.suffix == ".gz" else open
     lines, last = 0, b"\n"
     with opener(path, "rb") as handle:

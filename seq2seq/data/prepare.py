@@ -356,7 +356,7 @@ class KeptSide:
     def __iter__(self) -> Iterator[str]:
         for pair in self.corpora:
             for number, raws in enumerate(iter_raw_pairs(*pair), start=1):
-                src, tgt = (decode_line(raw, path, number) for raw, path in zip(raws, pair))
+                src, tgt = (decode_line(raw, path, number) for raw, path in zip(raws, pair, strict=True))
                 if src and tgt:
                     yield (src, tgt)[self.side]
 
@@ -407,23 +407,23 @@ def encode_chunk(task: tuple[Rules, Path, Path, int, list[bytes], list[bytes]]) 
     rules, src_path, tgt_path, first, src_raw, tgt_raw = task
     src_lines = [decode_line(raw, src_path, first + i) for i, raw in enumerate(src_raw)]
     tgt_lines = [decode_line(raw, tgt_path, first + i) for i, raw in enumerate(tgt_raw)]
-    empty = [first + i for i, (s, t) in enumerate(zip(src_lines, tgt_lines)) if not (s and t)]
+    empty = [first + i for i, (s, t) in enumerate(zip(src_lines, tgt_lines, strict=True)) if not (s and t)]
     if empty:
         src_lines, tgt_lines = (
-            [s for s, t in zip(src_lines, tgt_lines) if s and t],
-            [t for s, t in zip(src_lines, tgt_lines) if s and t],
+            [s for s, t in zip(src_lines, tgt_lines, strict=True) if s and t],
+            [t for s, t in zip(src_lines, tgt_lines, strict=True) if s and t],
         )
     src_ids, tgt_ids = _VOCABS[0].encode(src_lines), _VOCABS[1].encode(tgt_lines)
     too_long = 0
     if rules.max_length is not None:
         limit = rules.max_length
-        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids)]
+        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids, strict=True)]
         too_long = keep.count(False)
         if too_long and rules.too_long == "truncate":
             src_ids, tgt_ids = [s[:limit] for s in src_ids], [t[:limit] for t in tgt_ids]
         elif too_long:
-            src_ids = [s for s, k in zip(src_ids, keep) if k]
-            tgt_ids = [t for t, k in zip(tgt_ids, keep) if k]
+            src_ids = [s for s, k in zip(src_ids, keep, strict=True) if k]
+            tgt_ids = [t for t, k in zip(tgt_ids, keep, strict=True) if k]
     text = (src_lines, tgt_lines) if rules.split != "train" else None
     return Chunk(
         ids=tuple(np.fromiter(itertools.chain.from_iterable(ids), np.int64) for ids in (src_ids, tgt_ids)),
@@ -450,15 +450,15 @@ def chunks(
         ends = list(itertools.accumulate(counts.lines))
         ranges = [
             (min(max(first - end + n, 0), n), min(max(stop - end + n, 0), n))
-            for n, end in zip(counts.lines, ends)
+            for n, end in zip(counts.lines, ends, strict=True)
         ]
-    for (src_path, tgt_path), (start, stop) in zip(corpora, ranges):
+    for (src_path, tgt_path), (start, stop) in zip(corpora, ranges, strict=True):
         if start == stop:
             continue  # another shard's lines only
         pairs = iter_raw_pairs(src_path, tgt_path, start, stop)
         first = start + 1
         while batch := list(itertools.islice(pairs, CHUNK_PAIRS)):
-            src_raw, tgt_raw = zip(*batch)
+            src_raw, tgt_raw = zip(*batch, strict=True)
             yield rules, src_path, tgt_path, first, list(src_raw), list(tgt_raw)
             first += len(batch)
         if shard.count == 1:
@@ -533,7 +533,7 @@ def add_chunk(
     lengths: dict,
     token_type: type,
 ) -> None:
-    for side, ids, side_lengths in zip(SIDES, chunk.ids, chunk.lengths):
+    for side, ids, side_lengths in zip(SIDES, chunk.ids, chunk.lengths, strict=True):
         ids.astype(token_type).tofile(handles[side])
         lengths[side].append(side_lengths)
         counts.tokens[side] += len(ids)
@@ -544,7 +544,7 @@ def add_chunk(
         count, shown = counts.empty.get(src_path, [0, []])
         counts.empty[src_path] = [count + len(chunk.empty), (shown + chunk.empty)[:MAX_EMPTY_SHOWN]]
     if chunk.text is not None:
-        for side, lines in zip(SIDES, chunk.text):
+        for side, lines in zip(SIDES, chunk.text, strict=True):
             texts[side].write("".join(line + "\n" for line in lines))
 
 

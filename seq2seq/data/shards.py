@@ -125,7 +125,7 @@ def concatenate(folders: list[Path], manifests: list[dict], staging: Path) -> Sp
     lengths: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
     with contextlib.ExitStack() as opened:
         handles = {side: opened.enter_context(open(staging / f"train.{side}.tokens", "wb")) for side in SIDES}
-        for folder, manifest in zip(folders, manifests):
+        for folder, manifest in zip(folders, manifests, strict=True):
             for side in SIDES:
                 shard = MappedSide(folder, "train", side, manifest)
                 for start in range(0, len(shard.tokens), 1 << 24):  # copied in slices: bounded memory

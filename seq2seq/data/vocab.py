@@ -77,7 +77,7 @@ class Vocabs:
         """Writes `{prefix}joint.model`, or `{prefix}src.model` and `{prefix}tgt.model`, into `folder`."""
         named = {"joint": self.src} if self.joint else {"src": self.src, "tgt": self.tgt}
         paths = [Path(folder) / f"{prefix}{name}.model" for name in named]
-        for path, vocab in zip(paths, named.values()):
+        for path, vocab in zip(paths, named.values(), strict=True):
             vocab.save(path)
         return paths
 

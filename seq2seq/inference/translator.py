@@ -57,9 +57,9 @@ class Translator:
             found = beam_search(
                 self.net, batch.src, batch.src_lengths, batch.src_mask, beam_size, n_best, **search
             )
-            for position, hypotheses in zip(batch.indices.tolist(), found):
+            for position, hypotheses in zip(batch.indices.tolist(), found, strict=True):
                 texts = self.vocabs.tgt.decode([h.tokens for h in hypotheses])
-                results[real[position]] = list(zip(texts, hypotheses))
+                results[real[position]] = list(zip(texts, hypotheses, strict=True))
         return results
 
     @torch.no_grad()
@@ -74,7 +74,7 @@ class Translator:
         for batch in self._batches(src_ids, tgt_ids):
             nll = sentence_nll(*self.net.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask)
             for position, value, count in zip(
-                batch.indices.tolist(), nll.tolist(), batch.tgt_lengths.tolist()
+                batch.indices.tolist(), nll.tolist(), batch.tgt_lengths.tolist(), strict=True
             ):
                 results[position] = (-value, count)
         return results

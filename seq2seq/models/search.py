@@ -47,7 +47,9 @@ def greedy_search(
 
     Args:
         model: the seq2seq model (put it in eval mode first).
-        src: (B, S) source ids; src_lengths (B,); src_mask (B, S).
+        src: (B, S) source ids.
+        src_lengths: (B,) source lengths.
+        src_mask: (B, S) True at real source tokens.
         max_len_a: length limit slope.
         max_len_b: length limit offset.
 
@@ -79,7 +81,7 @@ def greedy_search(
     rows = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(src.size(0))]
     return [
         Hypothesis(trim_at_eos(row), score, score, n)
-        for row, score, n in zip(rows, scores.tolist(), lengths.tolist())
+        for row, score, n in zip(rows, scores.tolist(), lengths.tolist(), strict=True)
     ]
 
 
@@ -130,7 +132,9 @@ def beam_search(
 
     Args:
         model: the seq2seq model (eval mode).
-        src: (B, S) source ids; src_lengths (B,); src_mask (B, S).
+        src: (B, S) source ids.
+        src_lengths: (B,) source lengths.
+        src_mask: (B, S) True at real source tokens.
         beam_size: beams per sentence (1: greedy search).
         n_best: hypotheses returned per sentence (<= beam_size), best first.
         alpha: GNMT length penalty exponent (0: none): ranks the ended hypotheses.
@@ -147,7 +151,7 @@ def beam_search(
     found = beams.ended
     if include_greedy and beam_size > 1:
         greedy = greedy_search(model, src, src_lengths, src_mask, max_len_a, max_len_b)
-        for candidates, extra in zip(found, greedy):
+        for candidates, extra in zip(found, greedy, strict=True):
             if all(h.tokens != extra.tokens for h in candidates):
                 extra.normalized = extra.score / beams.penalty(extra.length)
                 candidates.append(extra)
@@ -212,10 +216,14 @@ class Beams:
         """Ended continuations among each sentence's best `size` join its hypotheses, until it has `size`."""
         best = slice(0, self.size)
         rows = zip(
-            top[:, best].tolist(), parent[:, best].tolist(), token[:, best].tolist(), ends[:, best].tolist()
+            top[:, best].tolist(),
+            parent[:, best].tolist(),
+            token[:, best].tolist(),
+            ends[:, best].tolist(),
+            strict=True,
         )
         for sentence, (scores, parents, tokens, ended) in enumerate(rows):
-            for score, beam, token_id, stop in zip(scores, parents, tokens, ended):
+            for score, beam, token_id, stop in zip(scores, parents, tokens, ended, strict=True):
                 if not stop or score == float("-inf") or len(self.ended[sentence]) >= self.size:
                     continue
                 ids = self.history[sentence * self.size + beam].tolist() + [token_id]

@@ -101,7 +101,7 @@ class StudySweeper(Sweeper):
             batch = [fixed + [f"{key}={value}" for key, value in trial.params.items()] for trial in trials]
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
-            for trial, result in zip(trials, results):
+            for trial, result in zip(trials, results, strict=True):
                 self._tell(study, trial, result)
             returns.extend(results)
         self._write_summary(study, sweep_dir)

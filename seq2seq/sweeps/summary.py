@@ -86,7 +86,8 @@ def format_table(jobs: list[Job], keys: list[str], metric: str) -> str:
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
@@ -105,7 +106,7 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
         rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True
     )
     best = jobs[0] if jobs else None
-    for panel, key in zip(axes.flat, keys):
+    for panel, key in zip(axes.flat, keys, strict=False):  # the grid's last row may have spare panels
         values = [job.overrides.get(key) for job in jobs]
         scores = [job.results[metric] for job in jobs]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)

@@ -79,7 +79,7 @@ class DashboardCallback(L.Callback):
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
         if trainer.datamodule is not None:
-            for side, lengths in zip(("src", "tgt"), trainer.datamodule.train_lengths()):
+            for side, lengths in zip(("src", "tgt"), trainer.datamodule.train_lengths(), strict=True):
                 log_histogram(trainer.loggers, f"data/{side}_length", lengths, step=0)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: Seq2SeqModule) -> None:

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, callbacks, schedules, checkpoint I/O, resuming and preemption."""

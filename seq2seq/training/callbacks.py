@@ -89,7 +89,7 @@ class PaddingMonitor(L.Callback):
         self._epoch_buckets = {int(k): list(v) for k, v in state["epoch_buckets"].items()}
 
     def bucket_name(self, index: int) -> str:
-        """ "1-8", "9-16", ..., "129+" for the default edges."""
+        """Its name: "1-8", "9-16", ..., "129+" for the default edges."""
         low = 1 if index == 0 else self.bucket_edges[index - 1] + 1
         return f"{low}-{self.bucket_edges[index]}" if index < len(self.bucket_edges) else f"{low}+"
 

@@ -177,7 +177,9 @@ class Seq2SeqModule(L.LightningModule):
         if stage == "val":
             self.last_samples = [
                 row[1:]
-                for row in sorted(zip(indices, [text.src[i] for i in indices], references, hypotheses))
+                for row in sorted(
+                    zip(indices, [text.src[i] for i in indices], references, hypotheses, strict=True)
+                )
             ]
             self._print_samples()
         loss = sum(nll for _, _, nll, _ in outputs) / max(1, sum(count for _, _, _, count in outputs))

@@ -17,6 +17,8 @@ import torch
 
 
 class GradCapture(L.Callback):
+    """Saves {parameter name: gradient} of the first optimizer step to `path` (rank 0)."""
+
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 

@@ -16,6 +16,8 @@ import lightning as L
 
 
 class LossCapture(L.Callback):
+    """Records each step's loss, target tokens and pair indices, saved into `folder`."""
+
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder)
         self.steps: list[list[float]] = []

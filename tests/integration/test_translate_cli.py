@@ -84,7 +84,7 @@ def test_naive_scores_change_with_the_batch(tiny_checkpoint, test_files, tmp_pat
     source, reference = test_files
     one = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "one.txt", "1")
     many = scores(tiny_checkpoint("naive"), source, reference, tmp_path / "many.txt", "64")
-    assert max(abs(a - b) for a, b in zip(one, many)) > 1e-3
+    assert max(abs(a - b) for a, b in zip(one, many, strict=True)) > 1e-3
 
 
 @pytest.mark.parametrize("batch_size", [1, 64])
@@ -112,7 +112,7 @@ def test_beam_never_scores_below_greedy(name, tiny_checkpoint, test_files) -> No
     beam = translator.translate(sources, beam_size=5)
     # The same hypothesis scored in a batch of another shape may round differently: 1e-4, the bound of
     # --score across batch sizes (a 30-token translation moved by 2.8e-5 between beam and greedy).
-    assert all(b[0][1].score >= g[0][1].score - 1e-4 for b, g in zip(beam, greedy))
+    assert all(b[0][1].score >= g[0][1].score - 1e-4 for b, g in zip(beam, greedy, strict=True))
     assert sum(b[0][1].score for b in beam) > sum(g[0][1].score for g in greedy)  # and it does search
 
 

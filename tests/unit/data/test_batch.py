@@ -1,3 +1,5 @@
+"""Collating pairs into padded batches: special tokens, pads only after the tokens, pad fractions."""
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,3 +1,5 @@
+"""Reading parallel text: plain and gzip sides, and a clear error for each kind of bad file."""
+
 import gzip
 import random
 from pathlib import Path
@@ -55,7 +57,7 @@ def test_invalid_utf8_reports_the_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_lines_are_what_wc_counts_and_a_byte_order_mark_is_dropped(tmp_path: Path, gz: bool) -> None:
-    """Only \\n ends a line (\\r\\n too): a stray \\r inside a web-crawled line does not split it."""
+    r"""Only \n ends a line (\r\n too): a stray \r inside a web-crawled line does not split it."""
     data = b"\xef\xbb\xbfeins\r\nzwei\rdrei\nvier"
     path = tmp_path / ("train.de.gz" if gz else "train.de")
     path.write_bytes(gzip.compress(data) if gz else data)

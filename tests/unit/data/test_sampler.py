@@ -1,3 +1,5 @@
+"""The length-bucketing batch sampler: every pair once per epoch, budgets kept, few pads, rank shards."""
+
 import itertools
 import random
 

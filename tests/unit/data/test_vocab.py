@@ -1,3 +1,5 @@
+"""Sentencepiece vocabularies: fixed special ids, round trips, and the cache of trained models."""
+
 from pathlib import Path
 
 from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, build_vocabs

@@ -1,3 +1,5 @@
+"""Attention: masked keys get no weight, and keys prepared once score as when scored each time."""
+
 import pytest
 import torch
 

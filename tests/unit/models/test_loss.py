@@ -1,3 +1,5 @@
+"""The loss: label-smoothed cross-entropy as PyTorch computes it, counted positions only, and metrics."""
+
 import math
 
 import pytest
@@ -73,3 +75,5 @@ def test_uniform_logits_give_log_vocab_per_token_and_sentence_sums() -> None:
 def test_metrics() -> None:
     assert math.isclose(corpus_bleu(["a b c d e"], ["a b c d e"]), 100.0)
     assert exact_match(["a b ", "c"], ["a b", "d"]) == 50.0
+    with pytest.raises(ValueError, match="1 hypotheses for 2 references"):  # never a silent truncation
+        exact_match(["a b"], ["a b", "d"])

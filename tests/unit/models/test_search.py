@@ -34,7 +34,7 @@ def test_beam_never_ranks_below_greedy(encoder, alpha) -> None:
     greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
     beam = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=3, alpha=alpha)
     penalty = length_penalty(torch.tensor([h.length for h in greedy]), alpha, average=False).tolist()
-    assert all(b[0].normalized >= g.score / p - 1e-5 for b, g, p in zip(beam, greedy, penalty))
+    assert all(b[0].normalized >= g.score / p - 1e-5 for b, g, p in zip(beam, greedy, penalty, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_beam_output_and_scores_do_not_depend_on_the_batch(encoder, strategy) ->
     together = beam_search(
         model, batch.src, batch.src_lengths, batch.src_mask, beam_size=4, n_best=4, alpha=0.6
     )
-    for pair, found in zip(PAIRS, together):
+    for pair, found in zip(PAIRS, together, strict=True):
         single = collate([pair])
         alone = beam_search(
             model, single.src, single.src_lengths, single.src_mask, beam_size=4, n_best=4, alpha=0.6
@@ -69,7 +69,7 @@ def test_n_best_is_ranked_by_normalised_score_and_respects_the_length_limit() ->
         max_len_a=0.5,
         max_len_b=2,
     )
-    for hypotheses, source_length in zip(found, batch.src_lengths.tolist()):
+    for hypotheses, source_length in zip(found, batch.src_lengths.tolist(), strict=True):
         assert len(hypotheses) == 3
         assert [h.normalized for h in hypotheses] == sorted((h.normalized for h in hypotheses), reverse=True)
         assert all(len(h.tokens) <= 0.5 * source_length + 2 for h in hypotheses)

@@ -60,7 +60,7 @@ def test_greedy_output_is_the_same_alone_and_in_a_batch(encoder, strategy, decod
         for b in (collate([p]) for p in PAIRS)
     ]
     assert together == alone
-    assert all(len(h) <= 1.5 * n + 10 for h, n in zip(together, batch.src_lengths.tolist()))
+    assert all(len(h) <= 1.5 * n + 10 for h, n in zip(together, batch.src_lengths.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("init", [ZeroInit, LearnedInit, BridgeInit])

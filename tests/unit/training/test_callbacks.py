@@ -1,3 +1,5 @@
+"""The padding monitor: bucket names and the totals of the batches the Trainer hands over."""
+
 from functools import partial
 
 import lightning as L

@@ -75,7 +75,6 @@ class Seq2Seq(nn.Module):
             raise ValueError(
                 f"model.net.embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {embedding_init!r}"
             )
-        self.padding = padding
         self.src_embed = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(
@@ -153,9 +152,14 @@ class Seq2Seq(nn.Module):
         """Logit rows (e.g. the search's choices) -> the target piece ids they score."""
         return rows if self.output_ids is None else self.output_ids[rows]
 
+    @property
+    def padding(self) -> PaddingStrategy:
+        """The padding strategy: the encoder holds the one reference, which the loss mask also reads."""
+        return self.encoder.padding
+
     def set_padding(self, padding: PaddingStrategy) -> None:
         """Serves the trained weights with another padding strategy (the encoder and the loss share it)."""
-        self.padding = self.encoder.padding = padding
+        self.encoder.padding = padding
 
     def encode(self, src: Tensor, src_lengths: Tensor, src_mask: Tensor) -> EncoderOutput:
         """src (B, S) ids, src_lengths (B,), src_mask (B, S) -> encoder output."""

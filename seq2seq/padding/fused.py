@@ -177,7 +177,7 @@ def time_pieces(sorted_lengths: Tensor) -> list[tuple[int, int, int]]:
     """
     ends = torch.unique(sorted_lengths[sorted_lengths > 0])  # ascending
     rows = (sorted_lengths[None, :] >= ends[:, None]).sum(1)
-    starts = [0, *ends.tolist()[:-1]]
+    starts = [0, *ends.tolist()][: len(ends)]  # no piece at all when every row is empty
     return list(zip(starts, ends.tolist(), rows.tolist(), strict=True))
 
 

@@ -50,7 +50,7 @@ class SelfAttentionEncoder(nn.Module):
     The embeddings are projected to the model width with unit-variance weights (each output feature
     keeps the embeddings' scale) and are not multiplied by sqrt(d_model): positions enter every
     attention score through the rotation instead of being added to, and drowned by, the tokens.
-    `seq2seq/models/transformer.py` says what was measured.
+    What each choice bought is measured in benchmarks/README.md ("How the attention encoder came to learn").
 
     Args:
         input_size: embedding size.

@@ -1,32 +1,11 @@
 """A pre-norm Transformer layer with rotary positions and normalised queries and keys.
 
-Why not `nn.TransformerEncoderLayer` with added sinusoidal positions (what the attention encoder
-used first): on the bundled task it reached 4 BLEU after 2 epochs where the bi-LSTM reaches 95.
-Measured in a scratch copy, test BLEU after 2 epochs, one seed each unless said (issue 12): dropping
-the sqrt(d_model) factor that drowned the positions, 24-30; a 100-step linear warm-up to lr 1e-3, 66;
-rotary positions instead of absolute ones, 82; normalised queries and keys on top, 70-84 (two runs
-that differed only in initialisation order: the 2-epoch point falls in the middle of learning, so
-single runs move by +-10). An RNN decoder attends to the source by content, so what helps it is
-memory that says what surrounds each word (relative positions), not where the word sits in the
-sentence; rotary positions put that into every attention score.
-
-What made it learn at the recurrent encoders' pace is on the decoder's side: dot-product attention
-(`decoder/attention=dot`, which `encoder=attention` picks) instead of Luong's `general` score, at
-the recurrent encoders' lr 2e-3 with the 100-step warm-up kept. Seeds 1234 / 7 / 42, test BLEU after
-2 epochs: general at lr 1e-3, 69.7 (seed 1234); dot at lr 1e-3, 89.3 / 75.7; dot at lr 2e-3, 97.1
-/ 91.5 / 93.0; general at lr 2e-3, 68 (80 with the distance bias below). Likely why: the `general`
-score multiplies the LayerNorm-ed memory (unit variance per feature) by a random matrix, so at first
-the attention is peaked on arbitrary positions and the score's gradient reaches the encoder through
-that matrix; with `dot` the decoder state meets the memory directly and both sides shape one space
-from the first step. Scaling the memory does not replace it (x0.1: 2.1, x2: 75.6, x4: 45.7 with
-`general`); an ALiBi-style distance bias on top of dot, 96.8 / 93.2 / 93.6, is within the seeds'
-spread and was left out.
-
-Tried and not kept (with `general` attention, before the above): a residual kernel-3 convolution
-over neighbours before the layers (validation BLEU after epochs 1-5: 54, 81, 79, 76, 91, against
-3.5, 73, 96, 97, 99 without it: a fast start, then slower); absolute positions added on top of
-rotary ones; 8 heads; 1 layer; post-norm; a lower rate for the encoder alone (13-17: the decoder
-must slow down with it); heads restricted to the left or right context.
+Why these parts rather than `nn.TransformerEncoderLayer` with added sinusoidal positions: an RNN
+decoder attends to the source by content, so what helps it is memory that says what surrounds each
+word (relative positions), not where the word sits; rotary positions put that into every attention
+score, and normalised queries and keys keep the first scores from peaking on arbitrary positions.
+What each part bought, and what was tried and not kept, is measured in benchmarks/README.md ("How the
+attention encoder came to learn").
 """
 
 from __future__ import annotations
@@ -66,8 +45,7 @@ class RotaryTransformerLayer(nn.Module):
 
     Queries and keys are layer-normalised per head before the rotation (QK-norm, Dehghani et al.,
     2023): attention logits cannot grow without bound, which kept training going at a rate where the
-    plain layer collapsed (lr 2e-3 on the bundled task, test BLEU after 2 epochs: 68 with it and a
-    100-step warm-up, 23 without it and a 200-step warm-up).
+    plain layer collapsed (benchmarks/README.md, "How the attention encoder came to learn").
 
     Args:
         size: model width (d_model).

@@ -182,11 +182,8 @@ def time_pieces(sorted_lengths: Tensor) -> list[tuple[int, int, int]]:
 
 
 CALL_STEPS = 2.0
-"""What one more fused call costs, in steps of the whole batch. On a 2-core AMD EPYC (AVX-512, 2 threads;
-a one-off check of single batches, not a benchmark file) a bi-LSTM of 128 per
-direction ran fastest at 1-2 over batches of 40-200 rows of mixed and bucketed lengths (forward and
-backward, 2 layers): 0 (a call per distinct length) cost up to 2x on bucketed batches, and never
-cutting (`masking`) up to 2.4x on mixed ones."""
+"""What one more fused call costs, in steps of the whole batch: where a cut saves fewer pad steps than
+this, neighbouring pieces merge (benchmarks/README.md, "Strategy cost", says how it was chosen)."""
 
 
 def merged_pieces(pieces: list[tuple[int, int, int]], call_steps: float) -> list[tuple[int, int, int]]:

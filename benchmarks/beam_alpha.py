@@ -21,8 +21,8 @@ from seq2seq.cli.common import alpha_list
 from seq2seq.cli.evaluate import score
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
-from seq2seq.inference.checkpoint import load_checkpoint
 from seq2seq.inference.translator import Translator
+from seq2seq.training.checkpoint import load_checkpoint
 
 
 def named_checkpoint(value: str) -> tuple[str, Path]:

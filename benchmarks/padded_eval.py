@@ -17,9 +17,9 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_parallel
 from seq2seq.files import atomic_write_bytes
-from seq2seq.inference.checkpoint import LoadedModel, load_checkpoint
-from seq2seq.inference.metrics import corpus_bleu
 from seq2seq.models.search import greedy_search
+from seq2seq.training.checkpoint import LoadedModel, load_checkpoint
+from seq2seq.training.metrics import corpus_bleu
 
 
 def decode(

@@ -44,8 +44,6 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.batch import Batch, collate
 from seq2seq.data.corpus import read_parallel
 from seq2seq.data.vocab import PAD_ID
-from seq2seq.inference.checkpoint import LoadedModel, load_checkpoint
-from seq2seq.inference.metrics import corpus_bleu
 from seq2seq.models.loss import sentence_nll
 from seq2seq.models.search import greedy_search
 from seq2seq.padding import (
@@ -55,6 +53,8 @@ from seq2seq.padding import (
     PackingStrategy,
     StateResetStrategy,
 )
+from seq2seq.training.checkpoint import LoadedModel, load_checkpoint
+from seq2seq.training.metrics import corpus_bleu
 
 ENCODERS = {
     "bilstm": ["encoder=lstm"],

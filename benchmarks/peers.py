@@ -54,7 +54,7 @@ from common import RESULTS, build, machine, write_json
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import find_split_file, read_parallel
 from seq2seq.data.vocab import Vocabs
-from seq2seq.inference.metrics import corpus_bleu, exact_match
+from seq2seq.training.metrics import corpus_bleu, exact_match
 
 TORCH = "torch==2.13.0"
 PACKAGES = {  # versions that install and train on Python 3.11 with torch 2.13 (see benchmarks/README.md)

@@ -11,9 +11,9 @@ import torch
 
 from seq2seq.data.corpus import CorpusError, read_lines
 from seq2seq.files import atomic_write_bytes
-from seq2seq.inference.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.inference.translator import Translator
-from seq2seq.models.search import DEFAULT_ALPHA
+from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
+from seq2seq.training.checkpoint import CheckpointError, load_checkpoint
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_alphas: bool = False) -> None:
@@ -34,9 +34,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_alphas: bool = 
         + ("; a comma-separated list, e.g. 0,0.6,1.0, evaluates each" if several_alphas else ""),
     )
     parser.add_argument(
-        "--max-len-a", type=float, default=1.5, help="at most a * source length + b tokens (default a=1.5)"
+        "--max-len-a",
+        type=float,
+        default=DEFAULT_MAX_LEN_A,
+        help=f"at most a * source length + b tokens (default a={DEFAULT_MAX_LEN_A})",
     )
-    parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
+    parser.add_argument(
+        "--max-len-b", type=int, default=DEFAULT_MAX_LEN_B, help=f"(default b={DEFAULT_MAX_LEN_B})"
+    )
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda"
     )

@@ -16,7 +16,7 @@ from seq2seq.cli.common import (
     search_options,
     write_output,
 )
-from seq2seq.inference.metrics import exact_match
+from seq2seq.training.metrics import exact_match
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,6 +11,10 @@ from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.models.seq2seq import Seq2Seq
 
 DEFAULT_ALPHA = 1.0  # the length penalty users get unless they choose one (measured: README, "Beam search")
+# A sentence of S source tokens produces at most MAX_LEN_A * S + MAX_LEN_B tokens (training's evaluation,
+# the CLI flags and conf/model/seq2seq.yaml all take these).
+DEFAULT_MAX_LEN_A = 1.5
+DEFAULT_MAX_LEN_B = 10
 
 
 @dataclass
@@ -36,8 +40,8 @@ def greedy_search(
     src: Tensor,
     src_lengths: Tensor,
     src_mask: Tensor,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    max_len_a: float = DEFAULT_MAX_LEN_A,
+    max_len_b: int = DEFAULT_MAX_LEN_B,
 ) -> list[Hypothesis]:
     """Greedy decoding of a batch.
 
@@ -112,8 +116,8 @@ def beam_search(
     n_best: int = 1,
     alpha: float = 0.0,
     average: bool = False,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    max_len_a: float = DEFAULT_MAX_LEN_A,
+    max_len_b: int = DEFAULT_MAX_LEN_B,
     include_greedy: bool = True,
 ) -> list[list[Hypothesis]]:
     """Batched beam search over the encoder memory, with finished hypotheses set aside.

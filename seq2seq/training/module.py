@@ -13,10 +13,11 @@ import torch
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import Vocabs
 from seq2seq.errors import TrainingDiverged
-from seq2seq.inference.metrics import corpus_bleu, exact_match
 from seq2seq.models.loss import masked_cross_entropy
-from seq2seq.models.search import DEFAULT_ALPHA, beam_search
+from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.training.checkpoint import metadata, saved_rng
+from seq2seq.training.metrics import corpus_bleu, exact_match
 from seq2seq.training.rng import rng_state, set_rng_state
 from seq2seq.training.schedule import RunBudget
 
@@ -53,8 +54,8 @@ class Seq2SeqModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_options: dict | None = None,
         label_smoothing: float = 0.0,
-        max_len_a: float = 1.5,
-        max_len_b: int = 10,
+        max_len_a: float = DEFAULT_MAX_LEN_A,
+        max_len_b: int = DEFAULT_MAX_LEN_B,
         beam_size: int = 1,
         alpha: float = DEFAULT_ALPHA,
         num_samples: int = 3,
@@ -217,17 +218,10 @@ class Seq2SeqModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **self.scheduler_options}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Everything needed to rebuild the model and its tokenisation travels inside the checkpoint.
-        vocabs = {}
-        if self.vocabs is not None:
-            vocabs = {
-                "src": self.vocabs.src.model_bytes,
-                "tgt": self.vocabs.tgt.model_bytes,
-                "joint": self.vocabs.joint,
-            }
-        # Random states too: a run resumed from this checkpoint draws the dropout masks the uninterrupted run would.
-        checkpoint["seq2seq"] = {"config": self.run_config, "vocabs": vocabs, "rng": rng_state()}
+        # Everything needed to rebuild the model and its tokenisation travels inside the checkpoint, and the
+        # random states: a run resumed from this checkpoint draws the dropout masks the uninterrupted run would.
+        checkpoint["seq2seq"] = metadata(self.run_config, self.vocabs, rng_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.trainer.state.fn == "fit" and checkpoint.get("seq2seq", {}).get("rng"):
-            set_rng_state(checkpoint["seq2seq"]["rng"])
+        if self.trainer.state.fn == "fit" and (rng := saved_rng(checkpoint)):
+            set_rng_state(rng)

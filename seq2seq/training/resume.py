@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from seq2seq.data.vocab import Vocabs
-from seq2seq.inference.checkpoint import CheckpointError, read_checkpoint
+from seq2seq.training.checkpoint import CheckpointError, read_checkpoint, saved_vocabs
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,9 @@ def checkpoint_to_resume(ckpt_path: str | None, resume: bool, checkpoint_dir: Pa
 
 def check_resumable(path: Path, vocabs: Vocabs) -> None:
     """Raises CheckpointError unless `path` is a readable checkpoint of ours trained with these vocabularies."""
-    meta = read_checkpoint(path)["seq2seq"]
-    saved = meta["vocabs"]
-    same = saved["src"] == vocabs.src.model_bytes and (
-        saved["joint"] or saved["tgt"] == vocabs.tgt.model_bytes
-    )
-    if not same or bool(saved["joint"]) != vocabs.joint:
+    saved = saved_vocabs(read_checkpoint(path))
+    same = saved.src.model_bytes == vocabs.src.model_bytes and saved.tgt.model_bytes == vocabs.tgt.model_bytes
+    if not same or saved.joint != vocabs.joint:
         raise CheckpointError(
             f"{path} was trained with other sentencepiece vocabularies than this run's data gives "
             f"(data.path, data.src_lang/tgt_lang and data.vocab.* decide them): its embeddings would index the "

@@ -16,9 +16,9 @@ import torch
 from seq2seq.cli.evaluate import main as evaluate_main
 from seq2seq.cli.translate import main as translate_main
 from seq2seq.config import PROJECT_ROOT
-from seq2seq.inference.checkpoint import load_checkpoint
 from seq2seq.inference.translator import Translator
 from seq2seq.padding import MaskingStrategy, PackingStrategy
+from seq2seq.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

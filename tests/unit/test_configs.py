@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Timer
 from omegaconf import OmegaConf
 
 from seq2seq.config import CONFIG_DIR
+from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.padding import PaddingStrategy
 from seq2seq.sweeps.optuna_sweeper import StudySweeper
@@ -100,6 +101,16 @@ def test_model_components_follow_the_config(compose_config) -> None:
     assert type(net.padding).__name__ == "StateResetStrategy" and net.encoder.padding is net.padding
     no_attention = build_module(compose_config(TINY + ["decoder/attention=none"])).net
     assert no_attention.decoder.attention is None
+
+
+def test_the_configs_search_settings_are_the_searchs_own_defaults(compose_config) -> None:
+    """conf/model/seq2seq.yaml restates them for users to see and override; search.py owns them."""
+    model = compose_config([]).model
+    assert (model.alpha, model.max_len_a, model.max_len_b) == (
+        DEFAULT_ALPHA,
+        DEFAULT_MAX_LEN_A,
+        DEFAULT_MAX_LEN_B,
+    )
 
 
 def test_every_trainer_argument_can_be_set_without_a_plus(compose_config) -> None:

@@ -20,9 +20,8 @@ LAYERS = [
     {"data"},
     {"padding"},
     {"models"},
-    {"inference"},
     {"training"},
-    {"tracking"},
+    {"inference", "tracking"},
     {"train", "cli", "sweeps"},
 ]
 

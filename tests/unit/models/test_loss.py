@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seq2seq.inference.metrics import corpus_bleu, exact_match
 from seq2seq.models.loss import SmoothedCrossEntropy, masked_cross_entropy, sentence_nll, token_nll
+from seq2seq.training.metrics import corpus_bleu, exact_match
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])

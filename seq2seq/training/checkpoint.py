@@ -1,4 +1,9 @@
-"""Rebuilding a model and its vocabularies from a checkpoint alone."""
+"""The checkpoint format: the `seq2seq` section train.py writes beside Lightning's state, and reading it back.
+
+The section holds what rebuilds the model without a run folder: the resolved run config, the
+sentencepiece models, and the random states that make a resumed run draw what the uninterrupted one
+would. `metadata` writes it and `read_checkpoint` / `load_checkpoint` read it; nothing else touches it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,26 @@ from seq2seq.models.seq2seq import Seq2Seq
 
 class CheckpointError(InputError):
     """A checkpoint is missing, unreadable or not one of ours; the message says what to do."""
+
+
+def metadata(config: dict | None, vocabs: Vocabs | None, rng: dict) -> dict:
+    """The checkpoint's `seq2seq` section: run config, sentencepiece models (bytes) and random states."""
+    saved = {}
+    if vocabs is not None:
+        saved = {"src": vocabs.src.model_bytes, "tgt": vocabs.tgt.model_bytes, "joint": vocabs.joint}
+    return {"config": config, "vocabs": saved, "rng": rng}
+
+
+def saved_rng(checkpoint: dict) -> dict | None:
+    """The random states a checkpoint saved, if any (checkpoints from before they were saved have none)."""
+    return checkpoint.get("seq2seq", {}).get("rng")
+
+
+def saved_vocabs(checkpoint: dict) -> Vocabs:
+    """The sentencepiece vocabularies a checkpoint carries."""
+    saved = checkpoint["seq2seq"]["vocabs"]
+    src = Vocab(saved["src"])
+    return Vocabs(src, src) if saved["joint"] else Vocabs(src, Vocab(saved["tgt"]))
 
 
 @dataclass
@@ -61,10 +86,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         CheckpointError: the file is missing, is not a readable checkpoint, or lacks our metadata.
     """
     checkpoint = read_checkpoint(path)
-    meta = checkpoint["seq2seq"]
-    src = Vocab(meta["vocabs"]["src"])
-    vocabs = Vocabs(src, src) if meta["vocabs"]["joint"] else Vocabs(src, Vocab(meta["vocabs"]["tgt"]))
-    config = OmegaConf.create(meta["config"])
+    vocabs = saved_vocabs(checkpoint)
+    config = OmegaConf.create(checkpoint["seq2seq"]["config"])
     if "strategy" in config.model.net:  # written before the padding object was called `padding` in code
         config.model.net.padding = config.model.net.pop("strategy")
     weights = {

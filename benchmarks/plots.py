@@ -17,17 +17,16 @@ import matplotlib.pyplot as plt
 from common import RESULTS
 
 from seq2seq.config import PROJECT_ROOT
+from seq2seq.files import atomic_write
 
 METHODS = ["random", "pool sort", "global sort", "ours"]
 
 
 def save(figure: plt.Figure, path: Path) -> None:
     """Writes the PNG atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+    with atomic_write(path) as handle:
+        figure.savefig(handle, dpi=120, bbox_inches="tight", format="png")
     plt.close(figure)
-    temporary.replace(path)
     print(f"wrote {path}")
 
 

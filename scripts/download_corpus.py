@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from seq2seq.data.download import (
-    IWSLT14_URL,
-    MULTI30K_URL,
-    DownloadError,
-    download_iwslt14,
-    download_multi30k,
-)
+from seq2seq.data.download import IWSLT14_URL, MULTI30K_URL, download_iwslt14, download_multi30k
+from seq2seq.errors import DownloadError, exit_with
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,8 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             files = download_iwslt14(out, args.url or IWSLT14_URL, args.sha256)
     except DownloadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with(error)
     print(f"wrote {len(files)} files to {out}; train with: python train.py data={args.corpus}")
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from seq2seq.files import atomic_write
 
 SRC_SYLLABLES = ["ba", "ko", "ri", "mu", "te", "sa", "lo", "ni", "pe", "du", "ka", "vi", "zo", "ge"]
 TGT_SYLLABLES = ["ha", "ul", "ek", "yo", "im", "as", "or", "eb", "un", "if", "aj", "oz", "ew", "ip"]
@@ -116,10 +117,8 @@ def sentence(rng: random.Random, lex: Lexicon) -> tuple[str, str]:
 
 def write_gz(path: Path, lines: list[str]) -> None:
     """Writes atomically, with a fixed gzip mtime so that reruns give identical bytes."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+    with atomic_write(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
         gz.write("".join(line + "\n" for line in lines).encode("utf-8"))
-    os.replace(tmp, path)
 
 
 def main() -> None:

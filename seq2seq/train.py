@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.config import CONFIG_DIR, register_resolvers
-from seq2seq.errors import Preempted, Seq2SeqError
+from seq2seq.errors import Preempted, exit_with, user_error
 from seq2seq.files import atomic_write_bytes
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
@@ -104,13 +103,6 @@ def _fit_and_evaluate(
     return results
 
 
-def user_error(error: BaseException | None) -> Seq2SeqError | None:
-    """The Seq2SeqError behind `error`, also when `instantiate` wrapped it while building an object."""
-    while error is not None and not isinstance(error, Seq2SeqError):
-        error = error.__cause__
-    return error
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     try:
@@ -121,8 +113,7 @@ def _main(cfg: DictConfig) -> float | None:
         if error is None or (HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(error, Preempted)):
             raise
         log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(error.exit_code) from None
+        exit_with(error)
     return results.get("val/bleu")  # what hyperparameter sweepers maximise
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,3 +49,33 @@ def compose_config(tmp_path: Path, cache_dir: Path) -> Callable[[list[str]], Dic
         return cfg
 
     return compose_with
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs of its own (a full disk is then easy to reach); skipped where tmpfs cannot be mounted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def fill_disk() -> Callable[[Path, int], None]:
+    """fill(disk, leave): writes a filler file until about `leave` bytes of `disk` are free."""
+
+    def fill(disk: Path, leave: int) -> None:
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * max(0, free - leave))
+
+    return fill

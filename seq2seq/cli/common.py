@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 from seq2seq.data.corpus import CorpusError, read_lines
+from seq2seq.errors import exit_with, user_error
 from seq2seq.files import atomic_write_bytes
 from seq2seq.inference.translator import Translator
 from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
-from seq2seq.training.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.training.checkpoint import load_checkpoint
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_alphas: bool = False) -> None:
@@ -90,9 +91,11 @@ def write_output(path: Path | None, text: str) -> None:
 
 
 def run_command(main: Callable[[], None]) -> None:
-    """Runs a command; expected failures print one paragraph on stderr and exit 2, not a traceback."""
+    """Runs a command; a user's error prints one paragraph on stderr and exits with its code, not a traceback."""
     try:
         main()
-    except (CheckpointError, CorpusError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except Exception as raised:
+        error = user_error(raised)
+        if error is None:
+            raise
+        exit_with(error)

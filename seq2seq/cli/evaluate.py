@@ -16,6 +16,7 @@ from seq2seq.cli.common import (
     search_options,
     write_output,
 )
+from seq2seq.errors import InputError
 from seq2seq.training.metrics import exact_match
 
 
@@ -60,7 +61,7 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
 def evaluate(args: argparse.Namespace) -> None:
     sources, references = read_input(args.src), read_input(args.ref)
     if len(sources) != len(references):
-        raise ValueError(
+        raise InputError(
             f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}; they must align line by line"
         )
     translator = load_translator(args)

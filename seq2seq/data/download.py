@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 
+from seq2seq.errors import DownloadError
+
 log = logging.getLogger(__name__)
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
@@ -49,10 +51,6 @@ IWSLT14_VALID_EVERY = 23
 SEGMENT = re.compile(r"<seg[^>]*>(.*)</seg>")
 
 
-class DownloadError(RuntimeError):
-    """A download failed or did not match its checksum; the message says which file and what to do."""
-
-
 def fetch(url: str) -> bytes:
     """The bytes at `url` (http, https or file)."""
     try:
@@ -75,7 +73,11 @@ def check_digest(data: bytes, expected: str, algorithm: str, name: str) -> None:
 
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A folder beside `out` whose files are moved into `out` only if the block succeeds."""
+    """A folder beside `out` whose files are moved into `out` only if the block succeeds.
+
+    Not `seq2seq.files.atomic_folder`: `out` may hold other files (other corpora), so the finished
+    files move in one by one, each rename atomic, rather than replacing the folder.
+    """
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:

@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,7 +43,7 @@ from seq2seq.data.corpus import (
 )
 from seq2seq.data.locking import file_lock
 from seq2seq.data.vocab import Vocab, Vocabs, build_vocabs
-from seq2seq.files import atomic_write_bytes
+from seq2seq.files import atomic_folder, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +191,8 @@ def build_once(
             return manifest, False
         for stale in root.glob(f".{folder.name}.*.partial"):  # left by a preparation that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}.", suffix=".partial"))
-        staging.chmod(0o755)  # mkdtemp makes it private; other users of a shared cache may map it too
-        try:
+        with atomic_folder(folder) as staging:  # runs that mapped the old files keep them
             manifest = make(staging)
-            replace_folder(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return manifest, True
 
 
@@ -206,15 +200,6 @@ def default_workers() -> int:
     return max(
         1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     )
-
-
-def replace_folder(staging: Path, folder: Path) -> None:
-    """Puts the finished `staging` folder in place of `folder`; runs that mapped the old files keep them."""
-    if folder.exists():
-        old = staging.with_suffix(".old")
-        os.replace(folder, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(staging, folder)
 
 
 def read_manifest(folder: Path) -> dict | None:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from seq2seq.errors import InputError
+
 
 def path_position(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     """Each pair's place on a path through the length pairs, among those with the same longer side L.
@@ -71,7 +73,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if len(src_lengths) != len(tgt_lengths):
             raise ValueError("src_lengths and tgt_lengths must have one entry per pair")
         if max_tokens < 1 or (max_sentences is not None and max_sentences < 1):
-            raise ValueError(
+            raise InputError(
                 f"max_tokens ({max_tokens}) and max_sentences ({max_sentences}) must be positive"
             )
         if not 0 <= rank < num_replicas:

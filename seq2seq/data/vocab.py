@@ -11,15 +11,14 @@ import io
 import itertools
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sentencepiece as spm
 
 from seq2seq.data.locking import file_lock
-from seq2seq.files import atomic_write_bytes
+from seq2seq.errors import InputError
+from seq2seq.files import atomic_folder, atomic_write_bytes
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -37,7 +36,7 @@ class Vocab:
             self.processor.eos_id(),
         )
         if specials != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-            raise ValueError(
+            raise InputError(
                 f"sentencepiece model has special ids {specials}, expected (pad, unk, bos, eos) = (0, 1, 2, 3)"
             )
 
@@ -208,10 +207,8 @@ def build_vocabs(
                 name: train_sentencepiece(corpora[name], vocab_size, model_type, character_coverage, seed)
                 for name in names
             }
-            staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
-            for name, data in models.items():
-                (staging / f"{name}.model").write_bytes(data)
-            (staging / "settings.json").write_text(json.dumps(settings, indent=2))
-            shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (a model missing)
-            os.replace(staging, folder)
+            with atomic_folder(folder) as staging:  # replaces an incomplete folder (a model missing)
+                for name, data in models.items():
+                    (staging / f"{name}.model").write_bytes(data)
+                (staging / "settings.json").write_text(json.dumps(settings, indent=2))
     return Vocabs.load(folder, joint, prefix="")

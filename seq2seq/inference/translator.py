@@ -8,6 +8,7 @@ import torch
 
 from seq2seq.data.batch import Batch, collate
 from seq2seq.data.vocab import Vocabs
+from seq2seq.errors import InputError
 from seq2seq.models.loss import sentence_nll
 from seq2seq.models.search import Hypothesis, beam_search
 from seq2seq.models.seq2seq import Seq2Seq
@@ -66,7 +67,7 @@ class Translator:
     def score(self, sources: list[str], references: list[str]) -> list[tuple[float, int]]:
         """Forced decoding: (log-probability, token count incl. eos) of each reference given its source."""
         if len(sources) != len(references):
-            raise ValueError(
+            raise InputError(
                 f"--score needs one reference per source line: got {len(sources)} sources and {len(references)} references"
             )
         src_ids, tgt_ids = self.vocabs.src.encode(sources), self.vocabs.tgt.encode(references)

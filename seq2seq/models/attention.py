@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from seq2seq.errors import InputError
 from seq2seq.models.flops import Flops, dense_flops, pairs
 
 
@@ -85,9 +86,9 @@ class LuongAttention(Attention):
     def __init__(self, query_size: int, key_size: int, score: str = "general") -> None:
         super().__init__(query_size, key_size)
         if score not in ("general", "dot"):
-            raise ValueError(f"LuongAttention score must be 'general' or 'dot', got {score!r}")
+            raise InputError(f"LuongAttention score must be 'general' or 'dot', got {score!r}")
         if score == "dot" and query_size != key_size:
-            raise ValueError(
+            raise InputError(
                 f"dot attention (decoder/attention=dot) needs decoder.hidden_size ({query_size}) equal to the "
                 f"encoder's memory size ({key_size}): set decoder.hidden_size={key_size}, or pick "
                 f"decoder/attention=luong, which learns a projection between the two"

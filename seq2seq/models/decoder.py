@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.errors import InputError
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.flops import Flops, dense_flops
@@ -112,7 +113,7 @@ class RecurrentDecoder(nn.Module):
             batch_first=True,
         )
         if self.rnn.bidirectional:
-            raise ValueError(
+            raise InputError(
                 "a decoder RNN cannot be bidirectional: set bidirectional=false in the decoder config"
             )
         self.init = init(memory_size, hidden_size, self.rnn.num_layers, 2 if self.rnn.mode == "LSTM" else 1)

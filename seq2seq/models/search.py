@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.errors import InputError
 from seq2seq.models.seq2seq import Seq2Seq
 
 DEFAULT_ALPHA = 1.0  # the length penalty users get unless they choose one (measured: README, "Beam search")
@@ -148,7 +149,7 @@ def beam_search(
         include_greedy: let the greedy hypothesis compete in the final ranking.
     """
     if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
+        raise InputError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
     beams = Beams(model, src, src_lengths, src_mask, beam_size, alpha, average, max_len_a, max_len_b)
     while not beams.complete() and beams.steps < beams.max_steps:  # by its limit a sentence is complete
         beams.step()

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.vocab import EOS_ID, PAD_ID, UNK_ID
+from seq2seq.errors import InputError
 from seq2seq.models.decoder import DecoderState, RecurrentDecoder
 from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.flops import Flops
@@ -72,12 +73,12 @@ class Seq2Seq(nn.Module):
     ) -> None:
         super().__init__()
         if embedding_init not in EMBEDDING_INITS:
-            raise ValueError(
+            raise InputError(
                 f"model.net.embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {embedding_init!r}"
             )
         self.src_embed = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"model.net.share_embeddings=true needs a joint vocabulary, but the source has {src_vocab_size} "
                 f"pieces and the target {tgt_vocab_size}; set data.vocab.joint=true or share_embeddings=false"
             )
@@ -95,7 +96,7 @@ class Seq2Seq(nn.Module):
             self._uniform_init(param_init)
         if tie_embeddings:
             if self.decoder.output_size != embedding_dim:
-                raise ValueError(
+                raise InputError(
                     f"model.net.tie_embeddings=true needs the decoder hidden size ({self.decoder.output_size}) to equal "
                     f"model.net.embedding_dim ({embedding_dim}); change one of them or set tie_embeddings=false"
                 )
@@ -109,7 +110,7 @@ class Seq2Seq(nn.Module):
     def _uniform_init(self, bound: float) -> None:
         """U(-bound, bound) for every parameter outside the embedding tables, in their registration order."""
         if not bound > 0:
-            raise ValueError(f"model.net.param_init must be a positive bound or null; got {bound!r}")
+            raise InputError(f"model.net.param_init must be a positive bound or null; got {bound!r}")
         tables = {id(self.src_embed.weight), id(self.tgt_embed.weight)}
         with torch.no_grad():
             for parameter in self.parameters():
@@ -124,7 +125,7 @@ class Seq2Seq(nn.Module):
             or (ids.numel() and not 0 <= int(ids[0]) <= int(ids[-1]) < vocab_size)
             or not bool(torch.isin(torch.tensor([UNK_ID, EOS_ID]), ids).all())
         ):
-            raise ValueError(
+            raise InputError(
                 f"output_ids must be ascending piece ids below the target vocabulary size ({vocab_size}) that include "
                 f"<unk> ({UNK_ID}) and <eos> ({EOS_ID}); got {ids.numel()} ids"
             )

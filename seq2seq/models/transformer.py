@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.errors import InputError
 from seq2seq.ops.dropout import Dropout
 
 
@@ -57,7 +58,7 @@ class RotaryTransformerLayer(nn.Module):
     def __init__(self, size: int, num_heads: int, feedforward_size: int, dropout: float) -> None:
         super().__init__()
         if size % num_heads or (size // num_heads) % 2:
-            raise ValueError(
+            raise InputError(
                 f"encoder.hidden_size ({size}) must split into encoder.num_heads ({num_heads}) heads of an even "
                 f"size (rotary positions turn pairs of features); e.g. hidden_size=256 with num_heads=4 or 8"
             )

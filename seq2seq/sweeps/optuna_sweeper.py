@@ -26,6 +26,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from seq2seq.errors import InputError
 from seq2seq.files import atomic_write_bytes
 from seq2seq.sweeps.search_space import split_overrides
 
@@ -75,7 +76,7 @@ class StudySweeper(Sweeper):
         lines = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
         fixed, space = split_overrides(lines, parser)
         if not space:
-            raise ValueError(
+            raise InputError(
                 "hydra.sweeper.params is empty: give the search space, e.g. model.optimizer.lr='interval(1e-4,1e-2)'"
             )
         sweep_dir = Path(self.config.hydra.sweep.dir)

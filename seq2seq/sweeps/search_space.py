@@ -6,6 +6,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from seq2seq.errors import InputError
+
 
 def distribution_of(override: Override) -> BaseDistribution:
     """The Optuna distribution that a sweep override describes.
@@ -26,7 +28,7 @@ def distribution_of(override: Override) -> BaseDistribution:
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(value.start, value.end, log=log)
-    raise ValueError(f"{override.input_line!r}: not a sweep; use choice(...), range(...) or interval(...)")
+    raise InputError(f"{override.input_line!r}: not a sweep; use choice(...), range(...) or interval(...)")
 
 
 def split_overrides(
@@ -45,7 +47,7 @@ def split_overrides(
         space.pop(key, None)
         if override.is_sweep_override():
             if override.is_hydra_override():
-                raise ValueError(
+                raise InputError(
                     f"{override.input_line!r}: the Optuna sweeper cannot sweep Hydra's own settings"
                 )
             space[key] = distribution_of(override)

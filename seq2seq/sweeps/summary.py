@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from seq2seq.files import atomic_write_bytes
+from seq2seq.files import atomic_write, atomic_write_bytes
 
 
 @dataclass
@@ -135,10 +135,9 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
         axes[0][0].legend(fontsize=7)
     figure.suptitle(f"{metric} of {len(jobs)} runs", fontsize=10)
     figure.tight_layout()
-    temporary = Path(path).with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=110)
+    with atomic_write(path) as handle:
+        figure.savefig(handle, dpi=110, format="png")
     plt.close(figure)
-    temporary.replace(path)
 
 
 def write_json(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:

@@ -7,7 +7,7 @@ import logging
 import lightning as L
 import torch
 
-from seq2seq.errors import OutOfMemoryAtStart
+from seq2seq.errors import InputError, OutOfMemoryAtStart
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class LargestBatchFirst(L.Callback):
 
     def __init__(self, enabled: bool | str = "auto") -> None:
         if enabled not in (True, False, "auto"):
-            raise ValueError(f"callbacks.memory_probe.enabled={enabled!r}: use true, false or auto")
+            raise InputError(f"callbacks.memory_probe.enabled={enabled!r}: use true, false or auto")
         self.enabled = enabled
         self.probed: tuple[int, int] | None = None  # (sentences, padded slots) of the batch tried
 

@@ -192,7 +192,7 @@ def test_plots_from_committed_results(tmp_path: Path) -> None:
     run_benchmark("benchmarks/plots.py", "--docs", str(tmp_path))
     for name in ("pad_fraction.png", "tokens_per_sec.png", "learning_curve.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_components_benchmark(tmp_path: Path) -> None:

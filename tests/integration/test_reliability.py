@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from seq2seq.config import PROJECT_ROOT
-from seq2seq.errors import InputError, OutOfMemoryAtStart, Preempted, TrainingDiverged
+from seq2seq.errors import DiskFull, InputError, OutOfMemoryAtStart, Preempted, TrainingDiverged
 
 pytestmark = pytest.mark.slow
 
@@ -400,3 +400,24 @@ def test_resume_true_without_a_checkpoint_starts_fresh(tmp_path: Path, cache_dir
     done = run_train(tmp_path / "run", cache_dir, "resume=true", "test=false")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resume=true: no" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_a_full_disk_at_the_first_checkpoint_ends_in_one_paragraph(
+    small_disk: Path, fill_disk, tmp_path: Path, cache_dir: Path
+) -> None:
+    """The run folder's disk fills while the first checkpoint is written: exit 74, no traceback, no partial file."""
+    fill_disk(small_disk, leave=400 * 1024)  # room for Hydra's files and the logs, not for a checkpoint
+    run_dir = small_disk / "run"
+    done = subprocess.run(
+        train_command(run_dir, cache_dir, "debug=tiny"),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == DiskFull.exit_code, done.stderr[-3000:]
+    one_paragraph(
+        done.stderr, f"The disk is full: writing {run_dir / 'checkpoints'}", "MiB free", "resume=true"
+    )
+    assert not [p for p in run_dir.rglob("*") if p.suffix in (".ckpt", ".tmp")]

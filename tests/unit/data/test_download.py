@@ -17,7 +17,8 @@ import pytest
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
-from seq2seq.data.download import MULTI30K_FILES, DownloadError, download_iwslt14, download_multi30k
+from seq2seq.data.download import MULTI30K_FILES, download_iwslt14, download_multi30k
+from seq2seq.errors import DownloadError
 
 
 def multi30k_fixture(folder: Path) -> dict:

@@ -37,4 +37,4 @@ def test_jobs_are_ranked_and_only_swept_keys_shown(tmp_path: Path) -> None:
     assert table[2].split() == ["1", "1", "35.5", "0.01", "gru"]
     plot(best, swept_keys(jobs), "val/bleu", tmp_path / "summary.png")
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -27,9 +27,8 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline() == "first saved\n"
-    temporary = path.with_name("last.ckpt.tmp")
     deadline = time.monotonic() + 60
-    while not temporary.exists():  # the second write has begun
+    while not list(tmp_path.glob(".last.ckpt.*.tmp")):  # the second write has begun
         assert time.monotonic() < deadline and writer.poll() is None
         time.sleep(0.001)
     writer.send_signal(signal.SIGKILL)

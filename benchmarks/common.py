@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
+from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, setup_hydra
 from seq2seq.data.batch import Batch
 from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.files import atomic_write_bytes
@@ -36,7 +36,7 @@ def build(
 
     `datamodule`: one already set up for the same data config, to share instead of building another.
     """
-    register_resolvers()
+    setup_hydra()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):

@@ -1,16 +1,37 @@
-"""Hydra/OmegaConf glue: where the configs live and the resolvers they use."""
+"""Hydra/OmegaConf glue: where the configs live, and the resolvers and generated configs they use."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
+# Set by the trainer group's own files, or passed in by train.py (they are objects, not settings).
+TRAINER_ARGUMENTS_NOT_IN_CONFIG = ("self", "logger", "callbacks")
 
 
-def register_resolvers() -> None:
-    """`${project_root:}` resolves to the repository root, wherever the command runs from."""
+def setup_hydra() -> None:
+    """Registers what conf/ refers to: the `${project_root:}` resolver and the `trainer/lightning` config.
+
+    `trainer/lightning` is every `lightning.Trainer` argument at Lightning's own default, read from its
+    signature, so that `trainer.X=...` works for any of them without a `+` and conf/trainer/default.yaml
+    holds only the settings this project changes.
+    """
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    ConfigStore.instance().store(group="trainer", name="lightning", node=lightning_trainer_defaults())
+
+
+def lightning_trainer_defaults() -> dict:
+    """{argument: default} of `lightning.Trainer`, for the arguments a config can hold."""
+    import lightning as L
+
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(L.Trainer.__init__).parameters.items()
+        if name not in TRAINER_ARGUMENTS_NOT_IN_CONFIG
+    }

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.config import CONFIG_DIR, register_resolvers
+from seq2seq.config import CONFIG_DIR, setup_hydra
 from seq2seq.errors import Preempted, exit_with, user_error
 from seq2seq.files import atomic_write_bytes
 from seq2seq.tracking.dashboard import finishing, report_results
@@ -118,7 +118,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    register_resolvers()
+    setup_hydra()
     quiet_lightning()
     _main()
 

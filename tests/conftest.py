@@ -14,9 +14,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from seq2seq.config import CONFIG_DIR, register_resolvers
+from seq2seq.config import CONFIG_DIR, setup_hydra
 
-register_resolvers()
+setup_hydra()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

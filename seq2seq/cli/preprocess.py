@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from seq2seq.cli.common import run_command
-from seq2seq.config import CONFIG_DIR, register_resolvers
+from seq2seq.config import CONFIG_DIR, setup_hydra
 from seq2seq.data.prepare import Prepared, Shard
 from seq2seq.data.shards import merge_shards, prepare_shard
 from seq2seq.errors import InputError
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def preprocess(args: argparse.Namespace) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    register_resolvers()
+    setup_hydra()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
             cfg = compose(config_name="train", overrides=args.overrides)

@@ -276,7 +276,12 @@ def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path:
 
 
 def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_second(tmp_path: Path) -> None:
-    """`peers.train_for` on a real process that writes checkpoints at known times (no framework needed)."""
+    """`peers.train_for` on a real process that writes checkpoints at known times (no framework needed).
+
+    Only bounds that no delay can break are asserted: a checkpoint exists no earlier than the writer's
+    sleeps allow and no later than the snapshot that found it; the snapshots leave the writer seconds
+    of slack, so a busy CPU delays the writes without making the test fail.
+    """
     sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
     from peers import train_for
 
@@ -289,11 +294,12 @@ def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_seco
     )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    snapshots = train_for([sys.executable, "-c", writer], run_dir, "ckpt/*.pt", [0.2, 1.5, 3.5], env={})
-    assert [s["at_s"] for s in snapshots] == [0.2, 1.5, 3.5]
-    assert snapshots[0]["path"] is None  # nothing saved yet
+    snapshots = train_for([sys.executable, "-c", writer], run_dir, "ckpt/*.pt", [0.2, 4.5, 9.0], env={})
+    assert [s["at_s"] for s in snapshots] == [0.2, 4.5, 9.0]
+    assert snapshots[0]["path"] is None  # before the writer's first sleep ends: nothing can be saved
     assert [s["path"].read_text() for s in snapshots[1:]] == ["first", "second"]
-    assert 0.3 < snapshots[1]["saved_s"] <= 1.5 and snapshots[1]["saved_s"] < snapshots[2]["saved_s"] <= 3.5
+    first, second = snapshots[1]["saved_s"], snapshots[2]["saved_s"]
+    assert 0.5 <= first <= 4.5 and first + 1.5 <= second <= 9.0
     assert (tmp_path / "run-train.log").exists()
 
 

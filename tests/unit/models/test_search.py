@@ -95,14 +95,20 @@ def test_n_best_cannot_exceed_the_beam() -> None:
     [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())],
     ids=str,
 )
-def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
+def test_search_under_bf16_autocast_keeps_its_guarantees(encoder, strategy) -> None:
+    """In bf16 too: beam 1 is greedy, scores are finite log-probabilities, outputs respect the length limit."""
     model = build(encoder, strategy)
     batch = collate(PAIRS)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        found = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=3)
+        found = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=3, n_best=3)
+        one = beam_search(model, batch.src, batch.src_lengths, batch.src_mask, beam_size=1)
         greedy = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
-    assert len(found) == len(greedy) == len(PAIRS)
-    assert all(torch.isfinite(torch.tensor(h[0].score)) for h in found)
+    assert [hypotheses[0].tokens for hypotheses in one] == [h.tokens for h in greedy]
+    limits = (1.5 * batch.src_lengths + 10).tolist()
+    for hypotheses, limit in zip(found, limits, strict=True):
+        scores = torch.tensor([h.score for h in hypotheses])
+        assert len(hypotheses) == 3 and torch.isfinite(scores).all() and (scores <= 0).all()
+        assert all(len(h.tokens) <= limit for h in hypotheses)
 
 
 @pytest.mark.gpu
@@ -111,7 +117,7 @@ def test_search_runs_under_bf16_autocast(encoder, strategy) -> None:
     [("bilstm", PackingStrategy()), ("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())],
     ids=str,
 )
-def test_search_on_cuda_in_bf16_matches_its_own_batch_of_one(encoder, strategy) -> None:
+def test_search_on_cuda_runs_in_bf16_and_greedy_fp32_agrees_with_the_cpu(encoder, strategy) -> None:
     model = build(encoder, strategy).cuda()
     batch = collate(PAIRS)
     cuda = batch.to("cuda")

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
-from common import RESULTS, write_json
+from common import RESULTS, git_commit, write_json
 
 from seq2seq.cli.common import alpha_list
 from seq2seq.cli.evaluate import score
@@ -68,9 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "beam_alpha.json")
     args = parser.parse_args()
     test = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = git_commit()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name, path in args.checkpoint:
         print(name)

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: building the configured data and model, and timing training steps.
+"""What the benchmark scripts share: building the configured data, model and padding strategies, timing
+training steps, and recording the commit a figure was measured at.
 
 The scripts run from the repository root (`python benchmarks/NAME.py`), so this module is importable
 as `common`.
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,15 +20,40 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, setup_hydra
 from seq2seq.data.batch import Batch
 from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.files import atomic_write_bytes
+from seq2seq.padding import PaddingStrategy
 from seq2seq.training.module import Seq2SeqModule
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+# The `strategy=` config group's options, in the order every table shows them (baselines first).
+STRATEGY_NAMES = ("naive", "masking_outputs", "masking", "packing", "state_reset")
+
+
+def padding_strategy(name: str) -> PaddingStrategy:
+    """A new padding strategy object, built from its `strategy=NAME` config as train.py builds it."""
+    return instantiate(OmegaConf.load(CONFIG_DIR / "strategy" / f"{name}.yaml"))
+
+
+def strategy_of_target(target: str) -> str:
+    """The `strategy=` option whose config builds `target` (a run's resolved `strategy._target_`)."""
+    return next(
+        name
+        for name in STRATEGY_NAMES
+        if OmegaConf.load(CONFIG_DIR / "strategy" / f"{name}.yaml")._target_ == target
+    )
+
+
+def git_commit(repo: Path = PROJECT_ROOT) -> str:
+    """The short commit hash `repo` is at, or "unknown" outside a git checkout."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
 
 
 def build(

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, write_json
+from common import RESULTS, git_commit, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,13 +71,6 @@ ROWS: list[tuple[str, list[str], str]] = [
         "cosine decay and the EMA together",
     ),
 ]
-
-
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or "unknown"
 
 
 def train_row(overrides: list[str], epochs: int, log: Path) -> dict:

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, write_json
+from common import RESULTS, git_commit, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = Path(__file__).resolve().parent
@@ -259,10 +259,7 @@ def main() -> None:
     add_data_shares(rows)
     print_table(args.label, rows)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=args.repo, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    results[args.label] = {"commit": commit, "threads": os.cpu_count(), "rows": rows}
+    results[args.label] = {"commit": git_commit(args.repo), "threads": os.cpu_count(), "rows": rows}
     if args.sampler_pairs and prepares:
         results[args.label]["sampler"] = sampler_seconds(args.sampler_pairs)
         print(f"sampler: {results[args.label]['sampler']}")

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from common import STRATEGY_NAMES, padding_strategy, strategy_of_target
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -26,22 +27,8 @@ from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
 from seq2seq.files import atomic_write_bytes
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
-from seq2seq.padding import (
-    MaskingOutputsStrategy,
-    MaskingStrategy,
-    NaiveStrategy,
-    PackingStrategy,
-    StateResetStrategy,
-)
 from seq2seq.padding.strategy import lengths_mask
 
-STRATEGIES = {
-    "naive": NaiveStrategy,
-    "masking_outputs": MaskingOutputsStrategy,
-    "masking": MaskingStrategy,
-    "packing": PackingStrategy,
-    "state_reset": StateResetStrategy,
-}
 ENCODERS = {
     "lstm (uni)": partial(RecurrentEncoder, partial(nn.LSTM, num_layers=2), hidden_size=64),
     "lstm (bi)": partial(
@@ -80,9 +67,7 @@ def trained_bleu(folders: list[Path]) -> dict[tuple[str, str], float]:
         if not (results.is_file() and config.is_file()):
             continue
         cfg = OmegaConf.load(config)
-        strategy = next(
-            name for name, cls in STRATEGIES.items() if cfg.strategy._target_.endswith(cls.__name__)
-        )
+        strategy = strategy_of_target(cfg.strategy._target_)
         rnn = cfg.encoder.get("rnn")
         encoder = "attention" if rnn is None else rnn._target_.rsplit(".", 1)[-1].lower()
         found[(encoder, strategy)] = json.loads(results.read_text()).get("test/bleu")
@@ -116,9 +101,9 @@ def main() -> None:
     rows = []
     print(f"{'encoder':<12} {'strategy':<16} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
     for encoder_name, build in ENCODERS.items():
-        for strategy_name, strategy in STRATEGIES.items():
+        for strategy_name in STRATEGY_NAMES:
             torch.manual_seed(args.seed)
-            encoder = build(input_size=EMBED, padding=strategy()).eval()
+            encoder = build(input_size=EMBED, padding=padding_strategy(strategy_name)).eval()
             out_drift, final_drift = drift(encoder, batches, args.seed)
             score = (
                 bleu.get((encoder_name.split()[0], strategy_name))

@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import RESULTS, write_json
+from common import RESULTS, STRATEGY_NAMES, padding_strategy, write_json
 from components import train_run
 from plots import save
 
@@ -46,13 +46,6 @@ from seq2seq.data.corpus import read_parallel
 from seq2seq.data.vocab import PAD_ID
 from seq2seq.models.loss import sentence_nll
 from seq2seq.models.search import greedy_search
-from seq2seq.padding import (
-    MaskingOutputsStrategy,
-    MaskingStrategy,
-    NaiveStrategy,
-    PackingStrategy,
-    StateResetStrategy,
-)
 from seq2seq.training.checkpoint import LoadedModel, load_checkpoint
 from seq2seq.training.metrics import corpus_bleu
 
@@ -64,13 +57,7 @@ ENCODERS = {
 }
 ATTENTION = {"attention": [], "none": ["decoder/attention=none"]}  # "attention": the encoder's default
 BATCHING = {"bucketed": [], "random": ["data.bucketing=false"]}
-STRATEGIES = {
-    "naive": NaiveStrategy,
-    "masking_outputs": MaskingOutputsStrategy,
-    "masking": MaskingStrategy,
-    "packing": PackingStrategy,
-    "state_reset": StateResetStrategy,
-}
+STRATEGIES = STRATEGY_NAMES
 RECURRENT_ONLY = {"masking_outputs", "packing", "state_reset"}  # on the attention encoder: masking again
 BIDIRECTIONAL = {"bilstm", "bigru"}  # masking_outputs differs from masking only where an RNN reads backwards
 EXACT_STRATEGIES = {"masking", "packing", "state_reset"}
@@ -206,7 +193,7 @@ def claims_exact(cell: Cell) -> bool:
 
 def use_strategy(loaded: LoadedModel, name: str) -> None:
     """Serves the trained weights with another padding strategy."""
-    loaded.net.set_padding(STRATEGIES[name]())
+    loaded.net.set_padding(padding_strategy(name))
 
 
 def study_cell(cell: Cell, loaded: LoadedModel, pairs, references: list[str], size: int) -> dict:

@@ -23,6 +23,7 @@ import time
 
 import torch
 from common import (
+    STRATEGY_NAMES,
     TrainingStep,
     build,
     corpus_overrides,
@@ -34,8 +35,6 @@ from common import (
 
 from seq2seq.data.batch import Batch
 from seq2seq.training.module import Seq2SeqModule
-
-STRATEGIES = ["naive", "masking_outputs", "masking", "packing", "state_reset"]
 
 
 def timed_batches(at_2048: int, max_tokens: int) -> int:
@@ -118,7 +117,7 @@ def main() -> None:
     parser.add_argument("--encoders", nargs="+", default=["lstm", "gru"])
     parser.add_argument("--layers", nargs="+", type=int, default=[1])
     parser.add_argument("--max-tokens", nargs="+", type=int, default=[2048])
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_NAMES))
     parser.add_argument(
         "--batches",
         type=int,

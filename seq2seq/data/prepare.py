@@ -1,18 +1,10 @@
 """Preparing a corpus once: the sentencepiece ids of every split as flat arrays that training memory-maps.
 
-A prepared folder (one per corpus files + settings, under `data.prepared_dir`) holds, per split and side:
-
-    {split}.{side}.tokens    ids of all kept pairs back to back, no eos (uint16 if the vocabulary fits, else uint32)
-    {split}.{side}.offsets   int64 start of each pair's ids in `tokens`
-    {split}.{side}.lengths   ids per pair (uint16 when every pair fits, else uint32)
-    {split}.{side}.txt       valid/test only: the kept lines, which BLEU is computed against
-
-plus the sentencepiece model(s) and `manifest.json`, written last and atomically: a folder without a
-manifest is unfinished (a preparation killed mid-write) and is built again. One process prepares at a
-time (a file lock beside the folder); the others wait, then map the same files. A manifest whose source
-files (size and modification time, else their SHA-256) or settings differ is not used: the folder is
-rebuilt. Files are read line by line (plain or .gz) and encoded by worker processes in chunks, so no
-file is ever held in memory whole.
+One prepared folder per corpus files + settings, under `data.prepared_dir`, in the format that
+`prepared_format.py` owns. One process prepares at a time (a file lock beside the folder); the others
+wait, then map the same files. A manifest whose source files (size and modification time, else their
+SHA-256) or settings differ is not used: the folder is rebuilt. Files are read line by line (plain or
+.gz) and encoded by worker processes in chunks, so no file is ever held in memory whole.
 """
 
 from __future__ import annotations
@@ -42,14 +34,19 @@ from seq2seq.data.corpus import (
     line_count_error,
 )
 from seq2seq.data.locking import file_lock
+from seq2seq.data.prepared_format import (
+    SIDES,
+    SPLITS,
+    SplitWriter,
+    read_manifest,
+    token_dtype,
+    write_manifest,
+)
 from seq2seq.data.vocab import Vocab, Vocabs, build_vocabs
-from seq2seq.files import atomic_folder, atomic_write_bytes
+from seq2seq.files import atomic_folder
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-SPLITS = ("train", "valid", "test")
-SIDES = ("src", "tgt")
 CHUNK_PAIRS = 4096  # pairs per task sent to a worker
 MAX_EMPTY_SHOWN = 10
 
@@ -169,7 +166,7 @@ def prepare(
                 split: write_split(pool, files.splits[split], split_rules(split, settings), staging)
                 for split in SPLITS
             }
-        return write_manifest(staging, settings, sources, vocabs, splits)
+        return finish_folder(staging, settings, sources, vocabs, splits)
 
     manifest, built = build_once(folder, lambda manifest: manifest_matches(manifest, files, settings), make)
     return Prepared(folder, manifest, built)
@@ -200,14 +197,6 @@ def default_workers() -> int:
     return max(
         1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     )
-
-
-def read_manifest(folder: Path) -> dict | None:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if manifest.get("format") == FORMAT else None
 
 
 def manifest_matches(manifest: dict, files: CorpusFiles, settings: PrepareSettings) -> bool:
@@ -294,22 +283,13 @@ class Encoders:
     token_type: type
 
 
-def length_dtype(longest: int) -> str:
-    """The dtype of a side's per-pair lengths: uint16 when its longest pair fits."""
-    return "uint16" if longest < 2**16 else "uint32"
-
-
-def token_dtype(vocabs: Vocabs) -> type:
-    return np.uint16 if max(len(vocabs.src), len(vocabs.tgt)) <= 2**16 else np.uint32
-
-
 def split_rules(split: str, settings: PrepareSettings) -> Rules:
     return Rules(
         split, settings.max_length if split == "train" else None, settings.too_long, settings.empty_lines
     )
 
 
-def write_manifest(
+def finish_folder(
     staging: Path,
     settings: PrepareSettings,
     sources: list[dict],
@@ -317,19 +297,15 @@ def write_manifest(
     splits: dict[str, SplitCounts],
     **extra: Any,
 ) -> dict:
-    """Writes the sentencepiece models, then the manifest (last: its presence marks the folder complete)."""
-    vocabs.save(staging)
-    manifest = {
-        "format": FORMAT,
-        "settings": asdict(settings),
-        "sources": sources,
-        "vocab": {"joint": vocabs.joint, "sizes": {"src": len(vocabs.src), "tgt": len(vocabs.tgt)}},
-        "token_dtype": np.dtype(token_dtype(vocabs)).name,
-        "splits": {split: asdict(counts) for split, counts in splits.items()},
+    """Writes the folder's manifest (`prepared_format.write_manifest`): settings, sources, what each split kept."""
+    return write_manifest(
+        staging,
+        vocabs,
+        settings=asdict(settings),
+        sources=sources,
+        splits={split: asdict(counts) for split, counts in splits.items()},
         **extra,
-    }
-    atomic_write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
-    return manifest
+    )
 
 
 class KeptSide:
@@ -462,23 +438,12 @@ def write_split(
 ) -> SplitCounts:
     """Encodes one split (or a shard's chunks of it) in order, keeping a few chunks in flight (bounded memory)."""
     counts = SplitCounts()
-    lengths: dict[str, list[np.ndarray]] = {"src": [], "tgt": []}
-    split = rules.split
-    with contextlib.ExitStack() as files:
-        handles = {
-            side: files.enter_context(open(staging / f"{split}.{side}.tokens", "wb")) for side in SIDES
-        }
-        texts = {}
-        if split != "train":
-            texts = {
-                side: files.enter_context(open(staging / f"{split}.{side}.txt", "w", encoding="utf-8"))
-                for side in SIDES
-            }
+    with SplitWriter(staging, rules.split, encoders.token_type) as writer:
         pending: deque = deque()
 
         def take_oldest() -> None:
             src_path, result = pending.popleft()
-            add_chunk(result.get(), str(src_path), counts, handles, texts, lengths, encoders.token_type)
+            add_chunk(result.get(), str(src_path), counts, writer)
 
         for task in chunks(corpora, rules, counts, shard):
             pending.append((task[1], encoders.pool.apply_async(encode_chunk, (task,))))
@@ -486,8 +451,8 @@ def write_split(
                 take_oldest()
         while pending:
             take_oldest()
-    check_counts(counts, corpora, rules, shard)
-    write_index(staging, split, lengths, counts)
+        check_counts(counts, corpora, rules, shard)
+        writer.finish(counts.longest)
     return counts
 
 
@@ -509,18 +474,9 @@ def check_counts(counts: SplitCounts, corpora: list[tuple[Path, Path]], rules: R
         )
 
 
-def add_chunk(
-    chunk: Chunk,
-    src_path: str,
-    counts: SplitCounts,
-    handles: dict,
-    texts: dict,
-    lengths: dict,
-    token_type: type,
-) -> None:
+def add_chunk(chunk: Chunk, src_path: str, counts: SplitCounts, writer: SplitWriter) -> None:
     for side, ids, side_lengths in zip(SIDES, chunk.ids, chunk.lengths, strict=True):
-        ids.astype(token_type).tofile(handles[side])
-        lengths[side].append(side_lengths)
+        writer.add(side, ids, side_lengths)
         counts.tokens[side] += len(ids)
         counts.longest[side] = max(counts.longest[side], int(side_lengths.max(initial=0)))
     counts.pairs += len(chunk.lengths[0])
@@ -530,14 +486,4 @@ def add_chunk(
         counts.empty[src_path] = [count + len(chunk.empty), (shown + chunk.empty)[:MAX_EMPTY_SHOWN]]
     if chunk.text is not None:
         for side, lines in zip(SIDES, chunk.text, strict=True):
-            texts[side].write("".join(line + "\n" for line in lines))
-
-
-def write_index(staging: Path, split: str, lengths: dict[str, list[np.ndarray]], counts: SplitCounts) -> None:
-    """Per side: the lengths (uint16 when every pair fits) and int64 offsets of the pairs in `tokens`."""
-    for side in SIDES:
-        side_lengths = np.concatenate(lengths[side]) if lengths[side] else np.zeros(0, dtype=np.int64)
-        side_lengths.astype(length_dtype(counts.longest[side])).tofile(staging / f"{split}.{side}.lengths")
-        offsets = np.zeros(len(side_lengths), dtype=np.int64)
-        np.cumsum(side_lengths[:-1], out=offsets[1:])
-        offsets.tofile(staging / f"{split}.{side}.offsets")
+            writer.add_text(side, lines)

@@ -14,16 +14,13 @@ the others wait and load it. With SLURM:
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from seq2seq.data.corpus import CorpusError
-from seq2seq.data.mapped import MappedSide
 from seq2seq.data.prepare import (
     MAX_EMPTY_SHOWN,
-    SIDES,
     CorpusFiles,
     Prepared,
     PrepareSettings,
@@ -32,14 +29,13 @@ from seq2seq.data.prepare import (
     build_once,
     describe_sources,
     encoding_pool,
+    finish_folder,
     manifest_matches,
-    read_manifest,
     split_rules,
     train_vocabs,
-    write_index,
-    write_manifest,
     write_split,
 )
+from seq2seq.data.prepared_format import SIDES, MappedSide, SplitWriter, read_manifest
 
 
 def shard_folder(
@@ -68,7 +64,7 @@ def prepare_shard(
         vocabs = train_vocabs(files, settings, sources, Path(vocab_cache))
         with encoding_pool(vocabs, workers) as pool:
             train = write_split(pool, files.splits["train"], split_rules("train", settings), staging, shard)
-        return write_manifest(
+        return finish_folder(
             staging, settings, sources, vocabs, {"train": train}, shard=[shard.index, shard.count]
         )
 
@@ -97,7 +93,7 @@ def merge_shards(
         with encoding_pool(vocabs, workers) as pool:
             for split in ("valid", "test"):
                 splits[split] = write_split(pool, files.splits[split], split_rules(split, settings), staging)
-        return write_manifest(staging, settings, sources, vocabs, splits, merged_from=count)
+        return finish_folder(staging, settings, sources, vocabs, splits, merged_from=count)
 
     manifest, built = build_once(folder, lambda manifest: manifest_matches(manifest, files, settings), make)
     return Prepared(folder, manifest, built)
@@ -122,17 +118,15 @@ def finished_shard(
 def concatenate(folders: list[Path], manifests: list[dict], staging: Path) -> SplitCounts:
     """Writes the training split as the shards' runs of lines one after the other (corpus order)."""
     merged = SplitCounts(lines=manifests[0]["splits"]["train"]["lines"])
-    lengths: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
-    with contextlib.ExitStack() as opened:
-        handles = {side: opened.enter_context(open(staging / f"train.{side}.tokens", "wb")) for side in SIDES}
+    with SplitWriter(staging, "train", np.dtype(manifests[0]["token_dtype"]).type) as writer:
         for folder, manifest in zip(folders, manifests, strict=True):
             for side in SIDES:
                 shard = MappedSide(folder, "train", side, manifest)
                 for start in range(0, len(shard.tokens), 1 << 24):  # copied in slices: bounded memory
-                    shard.tokens[start : start + (1 << 24)].tofile(handles[side])
-                lengths[side].append(np.asarray(shard.lengths))
+                    writer.add_ids(side, shard.tokens[start : start + (1 << 24)])
+                writer.add_lengths(side, shard.lengths)
             add_counts(merged, manifest["splits"]["train"])
-    write_index(staging, "train", lengths, merged)
+        writer.finish(merged.longest)
     return merged
 
 

@@ -159,14 +159,14 @@ KILLED_BEFORE_MANIFEST = """
 import os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from seq2seq.data import prepare
+from seq2seq.data import prepared_format
 from test_prepare import prepare_corpus
-real = prepare.atomic_write_bytes
+real = prepared_format.atomic_write_bytes
 def write(path, data):
     if path.name == "manifest.json":
         os._exit(9)  # killed after every array was written, before the manifest
     real(path, data)
-prepare.atomic_write_bytes = write
+prepared_format.atomic_write_bytes = write
 prepare_corpus(Path({corpus!r}), Path({root!r}))
 """
 

@@ -1,0 +1,143 @@
+"""fairseq 0.12.3.1 as a peer: its binarised data, `lstm` model flags, fairseq-train and fairseq-generate."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+from toolkits.harness import (
+    DEC_HIDDEN,
+    EMBED,
+    ENC_HIDDEN,
+    LR,
+    MAX_TOKENS,
+    SEED,
+    Corpus,
+    ensure_venv,
+    log_every,
+    median_of,
+    run,
+    train_for,
+    train_log,
+)
+
+
+def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+    bin_dir = ensure_venv(args.work, "fairseq")
+    binarized = run_dir / "bin"
+    run(
+        [
+            str(bin_dir / "fairseq-preprocess"),
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--trainpref",
+            f"{corpus.pieces}/train",
+            "--validpref",
+            f"{corpus.pieces}/valid",
+            "--testpref",
+            f"{corpus.pieces}/test",
+            "--destdir",
+            str(binarized),
+            "--workers",
+            "1",
+        ],
+        run_dir / "preprocess.log",
+        env,
+        run_dir,
+    )
+    command = [
+        str(bin_dir / "fairseq-train"),
+        str(binarized),
+        "--cpu",
+        "--arch",
+        "lstm",
+        "--encoder-embed-dim",
+        str(EMBED),
+        "--encoder-hidden-size",
+        str(ENC_HIDDEN),
+        "--encoder-layers",
+        "1",
+        "--encoder-bidirectional",
+        "--decoder-embed-dim",
+        str(EMBED),
+        "--decoder-hidden-size",
+        str(DEC_HIDDEN),
+        "--decoder-layers",
+        "1",
+        "--decoder-out-embed-dim",
+        str(DEC_HIDDEN),
+        "--decoder-attention",
+        "True",
+        "--dropout",
+        "0.1",
+        "--optimizer",
+        "adam",
+        "--lr",
+        str(LR),
+        "--clip-norm",
+        "1.0",
+        "--criterion",
+        "label_smoothed_cross_entropy",
+        "--label-smoothing",
+        "0.1",
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--max-epoch",
+        "1000",
+        "--max-update",
+        str(args.steps or 0),  # 0: no limit
+        "--save-dir",
+        str(run_dir / "ckpt"),
+        "--save-interval-updates",
+        str(args.save_every),
+        "--keep-interval-updates",
+        "1",
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        str(log_every(args)),
+        "--num-workers",
+        "0",
+        "--seed",
+        str(SEED),
+    ]
+    snapshots = train_for(command, run_dir, "ckpt/checkpoint_*.pt", args.curve, env)
+    return median_of(r"wps=([\d.]+)", train_log(run_dir).read_text()), snapshots
+
+
+def translate(
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, checkpoint: Path
+) -> list[str]:
+    generated = subprocess.run(
+        [
+            str(ensure_venv(args.work, "fairseq") / "fairseq-generate"),
+            str(run_dir / "bin"),
+            "--cpu",
+            "--path",
+            str(checkpoint),
+            "--gen-subset",
+            "test",
+            "--beam",
+            "1",
+            "--batch-size",
+            "64",
+            "--max-len-a",
+            "1.5",
+            "--max-len-b",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+        cwd=run_dir,
+        check=True,
+    )
+    found = {
+        int(m[1]): m[2] for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", generated.stdout, flags=re.MULTILINE)
+    }
+    return [found[i] for i in range(len(found))]

@@ -23,7 +23,8 @@ from omegaconf import open_dict
 
 from seq2seq.cli.common import run_command
 from seq2seq.config import CONFIG_DIR, setup_hydra
-from seq2seq.data.prepare import Prepared, Shard
+from seq2seq.data.encoding import Shard
+from seq2seq.data.prepare import Prepared
 from seq2seq.data.shards import merge_shards, prepare_shard
 from seq2seq.errors import InputError
 

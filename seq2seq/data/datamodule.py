@@ -15,9 +15,10 @@ from seq2seq.data.batch import Batch, collate
 from seq2seq.data.corpus import ParallelText
 from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.mapped import MappedPairs
-from seq2seq.data.prepare import CorpusFiles, Prepared, PrepareSettings, prepare
+from seq2seq.data.prepare import Prepared, prepare
 from seq2seq.data.prepared_format import SPLITS
 from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.sources import CorpusFiles, PrepareSettings
 from seq2seq.data.vocab import EOS_ID, UNK_ID, Vocabs
 from seq2seq.errors import InputError
 

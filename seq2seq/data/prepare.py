@@ -9,105 +9,46 @@ SHA-256) or settings differ is not used: the folder is rebuilt. Files are read l
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import itertools
 import json
 import logging
-import multiprocessing
-import os
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from seq2seq.data.corpus import (
     CorpusError,
-    count_lines,
     decode_line,
-    find_split_file,
     iter_raw_pairs,
-    line_count_error,
+)
+from seq2seq.data.encoding import (
+    WHOLE,
+    Chunk,
+    Encoders,
+    Rules,
+    Shard,
+    chunks,
+    encode_chunk,
+    encoding_pool,
 )
 from seq2seq.data.locking import file_lock
 from seq2seq.data.prepared_format import (
     SIDES,
     SPLITS,
+    SplitCounts,
     SplitWriter,
     read_manifest,
-    token_dtype,
     write_manifest,
 )
+from seq2seq.data.sources import CorpusFiles, PrepareSettings, describe_sources, manifest_matches
 from seq2seq.data.vocab import Vocab, Vocabs, build_vocabs
 from seq2seq.files import atomic_folder
 
 log = logging.getLogger(__name__)
 
-CHUNK_PAIRS = 4096  # pairs per task sent to a worker
 MAX_EMPTY_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class CorpusFiles:
-    """The files of each split: a list of (source file, target file), several for a multi-corpus train split."""
-
-    splits: dict[str, list[tuple[Path, Path]]]
-
-    @classmethod
-    def find(
-        cls, path: str | Path, src_lang: str, tgt_lang: str, train: list[str] | None = None
-    ) -> CorpusFiles:
-        """`path/{split}.{lang}` (or .gz); `train` lists the training corpora as file prefixes instead.
-
-        A prefix `P` means `P.{src_lang}` and `P.{tgt_lang}`; a relative prefix is taken inside `path`.
-        """
-        folder = Path(path)
-        prefixes = {
-            "train": [folder / p for p in train] if train else [folder / "train"],
-            "valid": [folder / "valid"],
-            "test": [folder / "test"],
-        }
-        splits = {
-            split: [
-                (find_split_file(p.parent, p.name, src_lang), find_split_file(p.parent, p.name, tgt_lang))
-                for p in prefixes[split]
-            ]
-            for split in SPLITS
-        }
-        return cls({split: [(s.resolve(), t.resolve()) for s, t in splits[split]] for split in SPLITS})
-
-    def key(self, settings: PrepareSettings) -> str:
-        """Names the prepared folder: which files, prepared how (their content is checked by the manifest)."""
-        described = {split: [[str(s), str(t)] for s, t in pairs] for split, pairs in self.splits.items()}
-        return hashlib.sha256(json.dumps([described, asdict(settings)], sort_keys=True).encode()).hexdigest()[
-            :16
-        ]
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """Everything besides the files that decides the prepared arrays."""
-
-    vocab: dict
-    max_length: int | None = None
-    too_long: str = "drop"
-    empty_lines: str = "skip"
-
-
-@dataclass
-class SplitCounts:
-    """What preparation kept and left out of one split (recorded in the manifest, logged at every load)."""
-
-    pairs: int = 0
-    tokens: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
-    longest: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
-    too_long: int = 0
-    empty: dict[str, list] = field(default_factory=dict)  # source file -> [count, first line numbers]
-    lines: list[int] = field(default_factory=list)  # lines of each corpus of the split
 
 
 @dataclass
@@ -193,58 +134,6 @@ def build_once(
     return manifest, True
 
 
-def default_workers() -> int:
-    return max(
-        1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    )
-
-
-def manifest_matches(manifest: dict, files: CorpusFiles, settings: PrepareSettings) -> bool:
-    """The manifest was written for these settings and these files as they are now."""
-    if manifest["settings"] != json.loads(json.dumps(asdict(settings))):
-        return False
-    recorded = manifest["sources"]
-    if [(s["split"], s["path"]) for s in recorded] != [(split, str(p)) for split, p in source_files(files)]:
-        return False
-    return all(source_unchanged(source) for source in recorded)
-
-
-def source_unchanged(source: dict) -> bool:
-    path = Path(source["path"])
-    try:
-        stat = path.stat()
-    except OSError:
-        return False
-    if stat.st_size != source["size"]:
-        return False
-    return stat.st_mtime_ns == source["mtime_ns"] or file_digest(path) == source["sha256"]
-
-
-def source_files(files: CorpusFiles) -> list[tuple[str, Path]]:
-    return [(split, path) for split in SPLITS for pair in files.splits[split] for path in pair]
-
-
-def file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def describe_sources(files: CorpusFiles) -> list[dict]:
-    described = []
-    for split, path in source_files(files):
-        stat = path.stat()
-        described.append(
-            {
-                "split": split,
-                "path": str(path),
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-                "sha256": file_digest(path),
-            }
-        )
-    return described
-
-
 def train_vocabs(
     files: CorpusFiles, settings: PrepareSettings, sources: list[dict], vocab_cache: Path
 ) -> Vocabs:
@@ -259,28 +148,6 @@ def train_vocabs(
     return build_vocabs(
         KeptSide(train, 0), KeptSide(train, 1), vocab_cache, corpus_key=train_key, **settings.vocab
     )
-
-
-@contextlib.contextmanager
-def encoding_pool(vocabs: Vocabs, workers: int | None) -> Iterator[Encoders]:
-    """Worker processes that hold the sentencepiece models (forked where the OS can: no re-import)."""
-    workers = workers or default_workers()
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    )
-    with context.Pool(
-        workers, initializer=start_worker, initargs=(vocabs.src.model_bytes, vocabs.tgt.model_bytes)
-    ) as pool:
-        yield Encoders(pool, workers, token_dtype(vocabs))
-
-
-@dataclass(frozen=True)
-class Encoders:
-    """The worker pool, its size (how many chunks to keep in flight) and the token dtype to write."""
-
-    pool: Any
-    workers: int
-    token_type: type
 
 
 def split_rules(split: str, settings: PrepareSettings) -> Rules:
@@ -322,119 +189,11 @@ class KeptSide:
                     yield (src, tgt)[self.side]
 
 
-@dataclass(frozen=True)
-class Rules:
-    """How a worker treats the pairs of one split."""
-
-    split: str
-    max_length: int | None
-    too_long: str
-    empty_lines: str
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count` is the index-th of `count` equal runs of a split's lines (corpora in order)."""
-
-    index: int = 0
-    count: int = 1
-
-    def lines(self, total: int) -> tuple[int, int]:
-        """[first, stop) of this shard among `total` lines."""
-        return total * self.index // self.count, total * (self.index + 1) // self.count
-
-
-@dataclass
-class Chunk:
-    """A worker's result: the kept pairs' ids flattened, their lengths, and what was left out."""
-
-    ids: tuple[np.ndarray, np.ndarray]
-    lengths: tuple[np.ndarray, np.ndarray]
-    empty: list[int]
-    too_long: int
-    text: tuple[list[str], list[str]] | None
-
-
 _VOCABS: tuple[Vocab, Vocab] | None = None
 
 
-def start_worker(src_model: bytes, tgt_model: bytes) -> None:
-    global _VOCABS
-    _VOCABS = (Vocab(src_model), Vocab(tgt_model))
-
-
-def encode_chunk(task: tuple[Rules, Path, Path, int, list[bytes], list[bytes]]) -> Chunk:
-    """Decodes, checks and encodes one chunk of raw line pairs (runs in a worker process)."""
-    rules, src_path, tgt_path, first, src_raw, tgt_raw = task
-    src_lines = [decode_line(raw, src_path, first + i) for i, raw in enumerate(src_raw)]
-    tgt_lines = [decode_line(raw, tgt_path, first + i) for i, raw in enumerate(tgt_raw)]
-    empty = [first + i for i, (s, t) in enumerate(zip(src_lines, tgt_lines, strict=True)) if not (s and t)]
-    if empty:
-        src_lines, tgt_lines = (
-            [s for s, t in zip(src_lines, tgt_lines, strict=True) if s and t],
-            [t for s, t in zip(src_lines, tgt_lines, strict=True) if s and t],
-        )
-    src_ids, tgt_ids = _VOCABS[0].encode(src_lines), _VOCABS[1].encode(tgt_lines)
-    too_long = 0
-    if rules.max_length is not None:
-        limit = rules.max_length
-        keep = [len(s) <= limit and len(t) <= limit for s, t in zip(src_ids, tgt_ids, strict=True)]
-        too_long = keep.count(False)
-        if too_long and rules.too_long == "truncate":
-            src_ids, tgt_ids = [s[:limit] for s in src_ids], [t[:limit] for t in tgt_ids]
-        elif too_long:
-            src_ids = [s for s, k in zip(src_ids, keep, strict=True) if k]
-            tgt_ids = [t for t, k in zip(tgt_ids, keep, strict=True) if k]
-    text = (src_lines, tgt_lines) if rules.split != "train" else None
-    return Chunk(
-        ids=tuple(np.fromiter(itertools.chain.from_iterable(ids), np.int64) for ids in (src_ids, tgt_ids)),
-        lengths=tuple(np.fromiter(map(len, ids), np.int64, count=len(ids)) for ids in (src_ids, tgt_ids)),
-        empty=empty,
-        too_long=too_long,
-        text=text,
-    )
-
-
-def chunks(
-    corpora: list[tuple[Path, Path]], rules: Rules, counts: SplitCounts, shard: Shard
-) -> Iterator[tuple]:
-    """Tasks of `CHUNK_PAIRS` raw pairs, read as the workers take them; counts each corpus's lines.
-
-    A shard first counts the lines of every corpus (newlines in large blocks: fast), then reads only
-    its own run of lines.
-    """
-    if shard.count == 1:
-        ranges = [(0, None)] * len(corpora)
-    else:
-        counts.lines = [aligned_line_count(src, tgt) for src, tgt in corpora]
-        first, stop = shard.lines(sum(counts.lines))
-        ends = list(itertools.accumulate(counts.lines))
-        ranges = [
-            (min(max(first - end + n, 0), n), min(max(stop - end + n, 0), n))
-            for n, end in zip(counts.lines, ends, strict=True)
-        ]
-    for (src_path, tgt_path), (start, stop) in zip(corpora, ranges, strict=True):
-        if start == stop:
-            continue  # another shard's lines only
-        pairs = iter_raw_pairs(src_path, tgt_path, start, stop)
-        first = start + 1
-        while batch := list(itertools.islice(pairs, CHUNK_PAIRS)):
-            src_raw, tgt_raw = zip(*batch, strict=True)
-            yield rules, src_path, tgt_path, first, list(src_raw), list(tgt_raw)
-            first += len(batch)
-        if shard.count == 1:
-            counts.lines.append(first - 1)
-
-
-def aligned_line_count(src_path: Path, tgt_path: Path) -> int:
-    src, tgt = count_lines(src_path), count_lines(tgt_path)
-    if src != tgt:
-        raise line_count_error(src_path, src, tgt_path, tgt)
-    return src
-
-
 def write_split(
-    encoders: Encoders, corpora: list[tuple[Path, Path]], rules: Rules, staging: Path, shard: Shard = Shard()
+    encoders: Encoders, corpora: list[tuple[Path, Path]], rules: Rules, staging: Path, shard: Shard = WHOLE
 ) -> SplitCounts:
     """Encodes one split (or a shard's chunks of it) in order, keeping a few chunks in flight (bounded memory)."""
     counts = SplitCounts()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,18 @@ class SplitWriter(contextlib.AbstractContextManager):
 
     def __exit__(self, *raised: object) -> None:
         self._files.close()
+
+
+@dataclass
+class SplitCounts:
+    """What preparation kept and left out of one split (recorded in the manifest, logged at every load)."""
+
+    pairs: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
+    longest: dict[str, int] = field(default_factory=lambda: {"src": 0, "tgt": 0})
+    too_long: int = 0
+    empty: dict[str, list] = field(default_factory=dict)  # source file -> [count, first line numbers]
+    lines: list[int] = field(default_factory=list)  # lines of each corpus of the split
 
 
 def write_manifest(staging: Path, vocabs: Vocabs, **fields: Any) -> dict:

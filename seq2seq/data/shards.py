@@ -19,23 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq.data.corpus import CorpusError
+from seq2seq.data.encoding import Shard, encoding_pool
 from seq2seq.data.prepare import (
     MAX_EMPTY_SHOWN,
-    CorpusFiles,
     Prepared,
-    PrepareSettings,
-    Shard,
-    SplitCounts,
     build_once,
-    describe_sources,
-    encoding_pool,
     finish_folder,
-    manifest_matches,
     split_rules,
     train_vocabs,
     write_split,
 )
-from seq2seq.data.prepared_format import SIDES, MappedSide, SplitWriter, read_manifest
+from seq2seq.data.prepared_format import SIDES, MappedSide, SplitCounts, SplitWriter, read_manifest
+from seq2seq.data.sources import CorpusFiles, PrepareSettings, describe_sources, manifest_matches
 
 
 def shard_folder(

@@ -14,12 +14,15 @@ import pytest
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data import corpus as corpus_module
+from seq2seq.data import encoding as encoding_module
 from seq2seq.data import prepare as prepare_module
 from seq2seq.data.corpus import CorpusError
 from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.encoding import Shard
 from seq2seq.data.mapped import MappedPairs
-from seq2seq.data.prepare import CorpusFiles, PrepareSettings, Shard, prepare
+from seq2seq.data.prepare import prepare
 from seq2seq.data.shards import merge_shards, prepare_shard
+from seq2seq.data.sources import CorpusFiles, PrepareSettings
 from seq2seq.data.vocab import EOS_ID, UNK_ID
 from seq2seq.errors import InputError
 
@@ -95,7 +98,7 @@ def test_a_changed_corpus_file_or_setting_is_prepared_again(tmp_path: Path) -> N
 def test_empty_and_overlong_pairs_are_counted_with_line_numbers_across_worker_chunks(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(prepare_module, "CHUNK_PAIRS", 50)  # several chunks in flight on two workers
+    monkeypatch.setattr(encoding_module, "CHUNK_PAIRS", 50)  # several chunks in flight on two workers
     corpus = make_corpus(tmp_path / "corpus")
     lines = (corpus / "train.en").read_text().splitlines()
     for number in (4, 120, 577):
@@ -199,7 +202,7 @@ def test_a_damaged_array_file_is_named_in_one_clear_error(tmp_path: Path) -> Non
 
 
 def test_shards_prepared_apart_and_merged_equal_one_preparation(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(prepare_module, "CHUNK_PAIRS", 70)  # several chunks per shard
+    monkeypatch.setattr(encoding_module, "CHUNK_PAIRS", 70)  # several chunks per shard
     monkeypatch.setattr(corpus_module, "BLOCK", 1000)  # shards count lines over several blocks
     corpus = make_corpus(tmp_path / "corpus", train=400, prefix="europarl")
     make_corpus(corpus, train=250, prefix="news", skip=400)  # shard 1 of 3 spans both corpora

@@ -24,5 +24,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
+        path = Path(path)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed by SIGKILL leaves its temporary
+            stale.unlink(missing_ok=True)
         with atomic_write(path) as handle:
             torch.save(checkpoint, handle)

@@ -35,6 +35,8 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     writer.wait()
     saved = torch.load(path, weights_only=True)
     assert saved["step"] == 1 and saved["weights"].tolist() == [1.0] * 4
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, path)  # the next save sweeps the killed one's temporary
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 def test_save_replaces_and_leaves_no_temporary_file(tmp_path: Path) -> None:

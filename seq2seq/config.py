@@ -28,7 +28,7 @@ def setup_hydra() -> None:
 
 def lightning_trainer_defaults() -> dict:
     """{argument: default} of `lightning.Trainer`, for the arguments a config can hold."""
-    import lightning as L
+    import lightning as L  # here, not at the top: every command imports this module, most never compose a config
 
     return {
         name: parameter.default

@@ -203,9 +203,8 @@ class Seq2SeqModule(L.LightningModule):
         log.info("\n".join(lines))
 
     def on_train_start(self) -> None:
-        for (
-            config
-        ) in self.trainer.lr_scheduler_configs:  # a schedule over the run's budget reads it from here
+        # A schedule over the run's budget (WarmupDecay) reads the Trainer's limits and clock from here.
+        for config in self.trainer.lr_scheduler_configs:
             if hasattr(config.scheduler, "budget"):
                 config.scheduler.budget = RunBudget(self.trainer)
 

@@ -14,14 +14,11 @@ from seq2seq.models.encoder_output import EncoderOutput
 from seq2seq.models.state_init import BridgeInit
 
 
-@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
-@pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("attention", [LuongAttention, BahdanauAttention, None])
-@pytest.mark.parametrize("input_feeding", [False, True])
-def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, input_feeding) -> None:
+def tiny_decoder(rnn, layers: int, attention, input_feeding: bool, dropout: float = 0.0) -> RecurrentDecoder:
+    """Embeddings 5, hidden 7, memory 6, in eval mode, seeded."""
     torch.manual_seed(0)
-    decoder = RecurrentDecoder(
-        partial(rnn, num_layers=layers),
+    return RecurrentDecoder(
+        partial(rnn, num_layers=layers, dropout=dropout),
         input_size=5,
         hidden_size=7,
         memory_size=6,
@@ -29,6 +26,14 @@ def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, inp
         attention=attention,
         input_feeding=input_feeding,
     ).eval()
+
+
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("attention", [LuongAttention, BahdanauAttention, None])
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, input_feeding) -> None:
+    decoder = tiny_decoder(rnn, layers, attention, input_feeding)
     memory = torch.randn(3, 4, 6)
     mask = torch.tensor([[True] * 4, [True, True, False, False], [True, False, False, False]])
     encoded = EncoderOutput(memory, torch.randn(3, 6), mask)
@@ -44,17 +49,10 @@ def test_stepping_equals_the_teacher_forced_sequence(rnn, layers, attention, inp
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_an_input_fed_step_is_the_rnn_module_run_on_the_embedding_and_the_fed_output(rnn, layers) -> None:
-    """The step's own cell equations (an LSTM's stacked [W_ih; W_hh] product) against nn.LSTM/nn.GRU itself."""
-    torch.manual_seed(0)
-    decoder = RecurrentDecoder(
-        partial(rnn, num_layers=layers, dropout=0.3 if layers > 1 else 0.0),
-        input_size=5,
-        hidden_size=7,
-        memory_size=6,
-        init=BridgeInit,
-        attention=LuongAttention,
-        input_feeding=True,
-    ).eval()
+    """The step's own cell equations, on the module's weights, against nn.LSTM/nn.GRU itself."""
+    decoder = tiny_decoder(
+        rnn, layers, LuongAttention, input_feeding=True, dropout=0.3 if layers > 1 else 0.0
+    )
     for bias in decoder.rnn.all_weights:  # nonzero recurrent biases: each must be added once
         bias[-1].data.uniform_(-1, 1)
     memory = torch.randn(3, 4, 6)

@@ -24,8 +24,10 @@ class PreemptionCheckpoint(L.Callback):
     `checkpoints/last.ckpt` (atomically, with loop, optimizer, RNG and data-position state), asks
     SLURM to requeue the job when running under sbatch, and raises `Preempted` as the next batch
     starts (once Lightning has logged the saved step), which `train.py` turns into exit code 75
-    (EX_TEMPFAIL). `python train.py ... hydra.run.dir=SAME resume=true` continues exactly there. Lightning's own SIGTERM/SIGUSR1 handlers are replaced while fitting
-    (its SLURM handler saves in the middle of a step) and put back afterwards.
+    (EX_TEMPFAIL). Why it stopped is logged before the requeue: SLURM terminates a job it requeues, so
+    under sbatch the closing `error:` line may not be reached. `python train.py ... hydra.run.dir=SAME
+    resume=true` continues exactly there. Lightning's own SIGTERM/SIGUSR1 handlers are replaced while
+    fitting (its SLURM handler saves in the middle of a step) and put back afterwards.
 
     Args:
         signals: names of the signals that stop training.
@@ -98,6 +100,14 @@ class PreemptionCheckpoint(L.Callback):
             / "last.ckpt"
         )
         trainer.save_checkpoint(path)
+        stopping = (
+            f"Stopped by {name} after step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); "
+            f"the state is saved in {path}. Resume with the same command plus resume=true (same hydra.run.dir), "
+            f"or ckpt_path={path}."
+        )
+        # Said before the requeue: SLURM ends the job's processes (SIGTERM) as soon as it requeues it, which
+        # can come before this process reaches its closing `error:` line.
+        log.warning("%s", stopping)
         if trainer.is_global_zero and self.requeue and os.environ.get("SLURM_JOB_ID"):
             array = os.environ.get("SLURM_ARRAY_JOB_ID")
             job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
@@ -105,8 +115,4 @@ class PreemptionCheckpoint(L.Callback):
             log.warning(
                 "scontrol requeue %s: %s", job, "done" if done.returncode == 0 else done.stderr.strip()
             )
-        self._stopping = (
-            f"Stopped by {name} after step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); "
-            f"the state is saved in {path}. Resume with the same command plus resume=true (same hydra.run.dir), "
-            f"or ckpt_path={path}."
-        )
+        self._stopping = stopping

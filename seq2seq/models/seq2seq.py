@@ -72,40 +72,50 @@ class Seq2Seq(nn.Module):
         output_ids: Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
-        if embedding_init not in EMBEDDING_INITS:
-            raise InputError(
-                f"model.net.embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {embedding_init!r}"
-            )
-        self.src_embed = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
-        if share_embeddings and src_vocab_size != tgt_vocab_size:
-            raise InputError(
-                f"model.net.share_embeddings=true needs a joint vocabulary, but the source has {src_vocab_size} "
-                f"pieces and the target {tgt_vocab_size}; set data.vocab.joint=true or share_embeddings=false"
-            )
-        self.tgt_embed = (
-            self.src_embed
-            if share_embeddings
-            else nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.src_embed, self.tgt_embed = self._embeddings(
+            src_vocab_size, tgt_vocab_size, embedding_dim, share_embeddings, embedding_init
         )
-        for table in dict.fromkeys([self.src_embed, self.tgt_embed]):  # once each, in a fixed order
-            EMBEDDING_INITS[embedding_init](table)
         self.encoder = encoder(input_size=embedding_dim, padding=padding)
         self.decoder = decoder(input_size=embedding_dim, memory_size=self.encoder.output_size)
         self.generator = nn.Linear(self.decoder.output_size, tgt_vocab_size)
         if param_init is not None:
             self._uniform_init(param_init)
         if tie_embeddings:
-            if self.decoder.output_size != embedding_dim:
-                raise InputError(
-                    f"model.net.tie_embeddings=true needs the decoder hidden size ({self.decoder.output_size}) to equal "
-                    f"model.net.embedding_dim ({embedding_dim}); change one of them or set tie_embeddings=false"
-                )
-            self.generator.weight = self.tgt_embed.weight
+            self._tie_output(embedding_dim)
         self.register_buffer("output_ids", None)
         self.register_buffer("output_rows", None, persistent=False)
         if output_ids is not None:
             ids = output_ids if isinstance(output_ids, Tensor) else list(output_ids)  # a list, or a config's
             self._score_only(torch.as_tensor(ids, dtype=torch.long), tgt_vocab_size)
+
+    @staticmethod
+    def _embeddings(
+        src_vocab_size: int, tgt_vocab_size: int, dim: int, shared: bool, init: str
+    ) -> tuple[nn.Embedding, nn.Embedding]:
+        """The source and target tables (one table twice when `shared`), each initialised once by `init`."""
+        if init not in EMBEDDING_INITS:
+            raise InputError(
+                f"model.net.embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {init!r}"
+            )
+        if shared and src_vocab_size != tgt_vocab_size:
+            raise InputError(
+                f"model.net.share_embeddings=true needs a joint vocabulary, but the source has {src_vocab_size} "
+                f"pieces and the target {tgt_vocab_size}; set data.vocab.joint=true or share_embeddings=false"
+            )
+        src = nn.Embedding(src_vocab_size, dim, padding_idx=PAD_ID)
+        tgt = src if shared else nn.Embedding(tgt_vocab_size, dim, padding_idx=PAD_ID)
+        for table in dict.fromkeys([src, tgt]):  # once each, in a fixed order
+            EMBEDDING_INITS[init](table)
+        return src, tgt
+
+    def _tie_output(self, embedding_dim: int) -> None:
+        """The output layer's weights become the target embedding table's."""
+        if self.decoder.output_size != embedding_dim:
+            raise InputError(
+                f"model.net.tie_embeddings=true needs the decoder hidden size ({self.decoder.output_size}) to equal "
+                f"model.net.embedding_dim ({embedding_dim}); change one of them or set tie_embeddings=false"
+            )
+        self.generator.weight = self.tgt_embed.weight
 
     def _uniform_init(self, bound: float) -> None:
         """U(-bound, bound) for every parameter outside the embedding tables, in their registration order."""

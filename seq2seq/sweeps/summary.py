@@ -107,27 +107,7 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
     )
     best = jobs[0] if jobs else None
     for panel, key in zip(axes.flat, keys, strict=False):  # the grid's last row may have spare panels
-        values = [job.overrides.get(key) for job in jobs]
-        scores = [job.results[metric] for job in jobs]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if not numeric:  # categories in sorted order along the axis
-            labels = sorted({str(v) for v in values})
-            panel.set_xticks(range(len(labels)), labels)
-            values = [labels.index(str(v)) for v in values]
-        elif min(values) > 0 and max(values) / min(values) >= 20:
-            panel.set_xscale("log")
-        panel.scatter(values, scores, s=22, alpha=0.8)
-        if best is not None:
-            panel.scatter(
-                [values[0]],
-                [scores[0]],
-                marker="*",
-                s=140,
-                color="crimson",
-                label=f"best ({best.folder.name})",
-            )
-        panel.set_xlabel(key, fontsize=8)
-        panel.grid(alpha=0.3)
+        _scatter_panel(panel, key, jobs, metric)
     for panel in list(axes.flat)[len(keys) :]:
         panel.set_visible(False)
     axes[0][0].set_ylabel(metric)
@@ -138,6 +118,31 @@ def plot(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:
     with atomic_write(path) as handle:
         figure.savefig(handle, dpi=110, format="png")
     plt.close(figure)
+
+
+def _scatter_panel(panel: Any, key: str, jobs: list[Job], metric: str) -> None:
+    """`metric` of each job against its value of `key` (categories in sorted order); the best job, first, starred."""
+    values = [job.overrides.get(key) for job in jobs]
+    scores = [job.results[metric] for job in jobs]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numeric:
+        labels = sorted({str(v) for v in values})
+        panel.set_xticks(range(len(labels)), labels)
+        values = [labels.index(str(v)) for v in values]
+    elif min(values) > 0 and max(values) / min(values) >= 20:
+        panel.set_xscale("log")
+    panel.scatter(values, scores, s=22, alpha=0.8)
+    if jobs:
+        panel.scatter(
+            [values[0]],
+            [scores[0]],
+            marker="*",
+            s=140,
+            color="crimson",
+            label=f"best ({jobs[0].folder.name})",
+        )
+    panel.set_xlabel(key, fontsize=8)
+    panel.grid(alpha=0.3)
 
 
 def write_json(jobs: list[Job], keys: list[str], metric: str, path: Path) -> None:

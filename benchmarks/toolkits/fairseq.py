@@ -16,6 +16,7 @@ from toolkits.harness import (
     SEED,
     Corpus,
     ensure_venv,
+    flags,
     log_every,
     median_of,
     run,
@@ -23,89 +24,53 @@ from toolkits.harness import (
     train_log,
 )
 
+# The peers table's model and optimisation in fairseq's `lstm` flags.
+MODEL = {
+    "--arch": "lstm",
+    "--encoder-embed-dim": EMBED,
+    "--encoder-hidden-size": ENC_HIDDEN,
+    "--encoder-layers": 1,
+    "--encoder-bidirectional": True,
+    "--decoder-embed-dim": EMBED,
+    "--decoder-hidden-size": DEC_HIDDEN,
+    "--decoder-layers": 1,
+    "--decoder-out-embed-dim": DEC_HIDDEN,
+    "--decoder-attention": "True",
+    "--dropout": 0.1,
+    "--optimizer": "adam",
+    "--lr": LR,
+    "--clip-norm": 1.0,
+    "--criterion": "label_smoothed_cross_entropy",
+    "--label-smoothing": 0.1,
+    "--max-tokens": MAX_TOKENS,
+    "--num-workers": 0,
+    "--seed": SEED,
+}
+
 
 def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     bin_dir = ensure_venv(args.work, "fairseq")
     binarized = run_dir / "bin"
-    run(
-        [
-            str(bin_dir / "fairseq-preprocess"),
-            "--source-lang",
-            "src",
-            "--target-lang",
-            "tgt",
-            "--trainpref",
-            f"{corpus.pieces}/train",
-            "--validpref",
-            f"{corpus.pieces}/valid",
-            "--testpref",
-            f"{corpus.pieces}/test",
-            "--destdir",
-            str(binarized),
-            "--workers",
-            "1",
-        ],
-        run_dir / "preprocess.log",
-        env,
-        run_dir,
-    )
-    command = [
-        str(bin_dir / "fairseq-train"),
-        str(binarized),
-        "--cpu",
-        "--arch",
-        "lstm",
-        "--encoder-embed-dim",
-        str(EMBED),
-        "--encoder-hidden-size",
-        str(ENC_HIDDEN),
-        "--encoder-layers",
-        "1",
-        "--encoder-bidirectional",
-        "--decoder-embed-dim",
-        str(EMBED),
-        "--decoder-hidden-size",
-        str(DEC_HIDDEN),
-        "--decoder-layers",
-        "1",
-        "--decoder-out-embed-dim",
-        str(DEC_HIDDEN),
-        "--decoder-attention",
-        "True",
-        "--dropout",
-        "0.1",
-        "--optimizer",
-        "adam",
-        "--lr",
-        str(LR),
-        "--clip-norm",
-        "1.0",
-        "--criterion",
-        "label_smoothed_cross_entropy",
-        "--label-smoothing",
-        "0.1",
-        "--max-tokens",
-        str(MAX_TOKENS),
-        "--max-epoch",
-        "1000",
-        "--max-update",
-        str(args.steps or 0),  # 0: no limit
-        "--save-dir",
-        str(run_dir / "ckpt"),
-        "--save-interval-updates",
-        str(args.save_every),
-        "--keep-interval-updates",
-        "1",
-        "--no-epoch-checkpoints",
-        "--log-format",
-        "simple",
-        "--log-interval",
-        str(log_every(args)),
-        "--num-workers",
-        "0",
-        "--seed",
-        str(SEED),
-    ]
+    splits = {f"--{split}pref": f"{corpus.pieces}/{split}" for split in ("train", "valid", "test")}
+    preprocess = {
+        "--source-lang": "src",
+        "--target-lang": "tgt",
+        **splits,
+        "--destdir": binarized,
+        "--workers": 1,
+    }
+    run([str(bin_dir / "fairseq-preprocess"), *flags(preprocess)], run_dir / "preprocess.log", env, run_dir)
+    schedule = {
+        "--max-epoch": 1000,
+        "--max-update": args.steps or 0,  # 0: no limit
+        "--save-dir": run_dir / "ckpt",
+        "--save-interval-updates": args.save_every,
+        "--keep-interval-updates": 1,
+        "--no-epoch-checkpoints": True,
+        "--log-format": "simple",
+        "--log-interval": log_every(args),
+    }
+    command = [str(bin_dir / "fairseq-train"), str(binarized), "--cpu", *flags(MODEL), *flags(schedule)]
     snapshots = train_for(command, run_dir, "ckpt/checkpoint_*.pt", args.curve, env)
     return median_of(r"wps=([\d.]+)", train_log(run_dir).read_text()), snapshots
 
@@ -120,16 +85,15 @@ def translate(
             "--cpu",
             "--path",
             str(checkpoint),
-            "--gen-subset",
-            "test",
-            "--beam",
-            "1",
-            "--batch-size",
-            "64",
-            "--max-len-a",
-            "1.5",
-            "--max-len-b",
-            "10",
+            *flags(
+                {
+                    "--gen-subset": "test",
+                    "--beam": 1,
+                    "--batch-size": 64,
+                    "--max-len-a": 1.5,
+                    "--max-len-b": 10,
+                }
+            ),
         ],
         capture_output=True,
         text=True,

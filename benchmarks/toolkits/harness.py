@@ -190,6 +190,13 @@ def median_of(pattern: str, text: str) -> float:
     return statistics.median(values[1:] or values)
 
 
+def flags(options: dict[str, object]) -> list[str]:
+    """Command-line flags from `{"--name": value}`; a value of True is a bare flag."""
+    return [
+        part for name, value in options.items() for part in ([name] if value is True else [name, str(value)])
+    ]
+
+
 def log_every(args: argparse.Namespace) -> int:
     """Steps between throughput reports: 50, or fewer when checkpoints come more often."""
     return max(1, min(50, args.save_every // 2))

@@ -22,6 +22,57 @@ from toolkits.harness import (
     train_log,
 )
 
+# The peers table's optimisation and batching in JoeyNMT's `training` section.
+TRAINING = {
+    "random_seed": SEED,
+    "use_cuda": False,
+    "optimizer": "adam",
+    "learning_rate": LR,
+    "learning_rate_min": 1e-6,
+    "scheduling": "exponential",
+    "decrease_factor": 1.0,
+    "clip_grad_norm": 1.0,
+    "label_smoothing": 0.1,
+    "normalization": "tokens",
+    "batch_size": MAX_TOKENS,
+    "batch_type": "token",
+    "epochs": 1000,
+    "sample_dev_subset": 100,
+    "eval_metrics": ["bleu"],
+    "early_stopping_metric": "loss",
+    "keep_best_ckpts": 1,
+    "shuffle": True,
+    "num_workers": 0,
+    "print_valid_sents": [0],
+}
+
+
+def model(input_feeding: bool) -> dict:
+    """The peers table's model in JoeyNMT's `model` section."""
+    return {
+        "encoder": {
+            "type": "recurrent",
+            "rnn_type": "lstm",
+            "hidden_size": ENC_HIDDEN,
+            "bidirectional": True,
+            "num_layers": 1,
+            "dropout": 0.1,
+            "embeddings": {"embedding_dim": EMBED},
+        },
+        "decoder": {
+            "type": "recurrent",
+            "rnn_type": "lstm",
+            "hidden_size": DEC_HIDDEN,
+            "num_layers": 1,
+            "dropout": 0.1,
+            "hidden_dropout": 0.1,
+            "attention": "luong",
+            "input_feeding": input_feeding,
+            "init_hidden": "bridge",
+            "embeddings": {"embedding_dim": EMBED},
+        },
+    }
+
 
 def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
     side = {"level": "word", "lowercase": False, "max_length": 250, "voc_min_freq": 1}
@@ -39,30 +90,11 @@ def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) ->
         "training": {
             "model_dir": str(run_dir / "model"),
             "overwrite": True,
-            "random_seed": SEED,
-            "use_cuda": False,
-            "optimizer": "adam",
-            "learning_rate": LR,
-            "learning_rate_min": 1e-6,
-            "scheduling": "exponential",
-            "decrease_factor": 1.0,
-            "clip_grad_norm": 1.0,
-            "label_smoothing": 0.1,
-            "normalization": "tokens",
-            "batch_size": MAX_TOKENS,
-            "batch_type": "token",
-            "epochs": 1000,
+            **TRAINING,
             # It runs a few times slower than the others: it checkpoints (at validation) 5x as often,
             # on 100 dev sentences, so that it has a checkpoint within the budget.
             "validation_freq": max(2, args.save_every // 5),
             "logging_freq": max(1, args.save_every // 10),
-            "sample_dev_subset": 100,
-            "eval_metrics": ["bleu"],
-            "early_stopping_metric": "loss",
-            "keep_best_ckpts": 1,
-            "shuffle": True,
-            "num_workers": 0,
-            "print_valid_sents": [0],
         },
         "testing": {
             "load_model": str(run_dir / "model" / "latest.ckpt"),
@@ -71,29 +103,7 @@ def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) ->
             "batch_type": "sentence",
             "eval_metrics": ["bleu"],
         },
-        "model": {
-            "encoder": {
-                "type": "recurrent",
-                "rnn_type": "lstm",
-                "hidden_size": ENC_HIDDEN,
-                "bidirectional": True,
-                "num_layers": 1,
-                "dropout": 0.1,
-                "embeddings": {"embedding_dim": EMBED},
-            },
-            "decoder": {
-                "type": "recurrent",
-                "rnn_type": "lstm",
-                "hidden_size": DEC_HIDDEN,
-                "num_layers": 1,
-                "dropout": 0.1,
-                "hidden_dropout": 0.1,
-                "attention": "luong",
-                "input_feeding": args.input_feeding,
-                "init_hidden": "bridge",
-                "embeddings": {"embedding_dim": EMBED},
-            },
-        },
+        "model": model(args.input_feeding),
     }
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

@@ -23,8 +23,37 @@ from toolkits.harness import (
     train_log,
 )
 
+# The peers table's model and optimisation in OpenNMT-py's options.
+MODEL = {
+    "encoder_type": "brnn",
+    "decoder_type": "rnn",
+    "rnn_type": "LSTM",
+    "word_vec_size": EMBED,
+    "layers": 1,
+    "enc_hid_size": 2 * ENC_HIDDEN,
+    "dec_hid_size": DEC_HIDDEN,
+    "global_attention": "general",
+    "bridge": True,
+    "dropout": [0.1],
+    "optim": "adam",
+    "learning_rate": LR,
+    "max_grad_norm": 1.0,
+    "label_smoothing": 0.1,
+    "batch_type": "tokens",
+    "batch_size": MAX_TOKENS,
+    "valid_batch_size": 64,
+    "bucket_size": 32768,
+    "normalization": "tokens",
+    "seed": SEED,
+    "num_workers": 0,
+}
+
 
 def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+    sides = {
+        split: {f"path_{side}": f"{corpus.pieces}/{split}.{side}" for side in ("src", "tgt")}
+        for split in ("train", "valid")
+    }
     config = {
         "save_data": str(run_dir / "onmt"),
         "src_vocab": str(run_dir / "vocab.src"),
@@ -34,37 +63,14 @@ def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) ->
         "tgt_vocab_size": len(corpus.vocabs.tgt),
         "src_seq_length": 250,
         "tgt_seq_length": 250,
-        "data": {
-            "corpus_1": {"path_src": f"{corpus.pieces}/train.src", "path_tgt": f"{corpus.pieces}/train.tgt"},
-            "valid": {"path_src": f"{corpus.pieces}/valid.src", "path_tgt": f"{corpus.pieces}/valid.tgt"},
-        },
-        "encoder_type": "brnn",
-        "decoder_type": "rnn",
-        "rnn_type": "LSTM",
-        "word_vec_size": EMBED,
-        "layers": 1,
-        "enc_hid_size": 2 * ENC_HIDDEN,
-        "dec_hid_size": DEC_HIDDEN,
-        "global_attention": "general",
+        "data": {"corpus_1": sides["train"], "valid": sides["valid"]},
+        **MODEL,
         "input_feed": int(args.input_feeding),
-        "bridge": True,
-        "dropout": [0.1],
-        "optim": "adam",
-        "learning_rate": LR,
-        "max_grad_norm": 1.0,
-        "label_smoothing": 0.1,
-        "batch_type": "tokens",
-        "batch_size": MAX_TOKENS,
-        "valid_batch_size": 64,
-        "bucket_size": 32768,
-        "normalization": "tokens",
         "train_steps": args.steps or 1_000_000,
         "save_checkpoint_steps": args.save_every,
         "valid_steps": args.save_every,
         "report_every": log_every(args),
         "save_model": str(run_dir / "model"),
-        "seed": SEED,
-        "num_workers": 0,
     }
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from common import RESULTS, machine, write_json
 from toolkits import TOOLS
-from toolkits.harness import ensure_venv, prepare_data
+from toolkits.harness import Corpus, ensure_venv, prepare_data
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.training.metrics import corpus_bleu, exact_match
@@ -52,22 +52,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tools", nargs="+", choices=list(TOOLS), default=list(TOOLS))
-    parser.add_argument(
-        "--budget", type=float, default=300.0, help="wall-clock seconds of training per framework"
-    )
-    parser.add_argument(
-        "--curve",
-        type=float,
-        nargs="+",
-        help="seconds at which to take the newest checkpoint and score it (a learning curve); the budget "
-        "is the largest (default: the budget alone)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        help="train every framework for this many updates instead of a time budget (equal steps: compares "
-        "what each learns per step, whatever its speed), and score its checkpoint then",
-    )
+    add_budget_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--data",
@@ -86,9 +71,6 @@ def parse_args() -> argparse.Namespace:
         help="feed the previous attentional output into the next decoder step (fairseq's LSTM always does)",
     )
     parser.add_argument(
-        "--save-every", type=int, default=250, help="steps between checkpoints (and validations)"
-    )
-    parser.add_argument(
         "--work", type=Path, default=PROJECT_ROOT / "benchmarks" / ".peers", help="venvs, data and runs"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
@@ -102,6 +84,29 @@ def parse_args() -> argparse.Namespace:
     args.work = args.work.resolve()
     check_args(args)
     return args
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long each framework trains (a time budget, its curve, or --steps) and how often it saves."""
+    parser.add_argument(
+        "--budget", type=float, default=300.0, help="wall-clock seconds of training per framework"
+    )
+    parser.add_argument(
+        "--curve",
+        type=float,
+        nargs="+",
+        help="seconds at which to take the newest checkpoint and score it (a learning curve); the budget "
+        "is the largest (default: the budget alone)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="train every framework for this many updates instead of a time budget (equal steps: compares "
+        "what each learns per step, whatever its speed), and score its checkpoint then",
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=250, help="steps between checkpoints (and validations)"
+    )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -121,6 +126,29 @@ def check_args(args: argparse.Namespace) -> None:
         )
 
 
+def train_and_score(args: argparse.Namespace, tool: str, corpus: Corpus, env: dict) -> dict:
+    """Trains `tool` in a fresh run folder, then scores each checkpoint taken (untimed): its table row."""
+    run_dir = args.work / "runs" / corpus.name / f"{tool}-feed{int(args.input_feeding)}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # checkpoints of an earlier run must not be taken for this one's
+    run_dir.mkdir(parents=True)
+    rate, snapshots = TOOLS[tool].train(args, corpus, run_dir, env)
+    curve = [score(args, tool, corpus, run_dir, env, taken) for taken in snapshots]
+    return {
+        "framework": tool,
+        "tokens_per_sec": rate,
+        "test_bleu": curve[-1]["test_bleu"],  # at the budget
+        "exact_match": curve[-1]["exact_match"],
+        "curve": curve,
+        "input_feeding": args.input_feeding,
+        "budget_s": args.budget,
+        "steps": args.steps,
+        "threads": args.threads,
+        "corpus": list(corpus.overrides),
+        "overrides": list(args.overrides) if tool == "ours" else [],
+    }
+
+
 def main() -> None:
     args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -136,29 +164,9 @@ def main() -> None:
     points = ", ".join(f"{t:g} s" for t in args.curve) if args.curve else f"step {args.steps}"
     print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at {points}")
     for tool in args.tools:
-        run_dir = args.work / "runs" / corpus.name / f"{tool}-feed{int(args.input_feeding)}"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # checkpoints of an earlier run must not be taken for this one's
-        run_dir.mkdir(parents=True)
-        # translations run after training, untimed
-        rate, snapshots = TOOLS[tool].train(args, corpus, run_dir, env)
-        curve = [score(args, tool, corpus, run_dir, env, taken) for taken in snapshots]
-        rows.append(
-            {
-                "framework": tool,
-                "tokens_per_sec": rate,
-                "test_bleu": curve[-1]["test_bleu"],  # at the budget
-                "exact_match": curve[-1]["exact_match"],
-                "curve": curve,
-                "input_feeding": args.input_feeding,
-                "budget_s": args.budget,
-                "steps": args.steps,
-                "threads": args.threads,
-                "corpus": list(corpus.overrides),
-                "overrides": list(args.overrides) if tool == "ours" else [],
-                "machine": measured_on,
-            }
-        )
+        row = train_and_score(args, tool, corpus, env)
+        rows.append({**row, "machine": measured_on})
+        rate, curve = row["tokens_per_sec"], row["curve"]
         shown = ", ".join(
             "no checkpoint" if p["test_bleu"] is None else f"{p['test_bleu']:.1f}" for p in curve
         )

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterable
 
 from common import build, optimizer_of, parse_training_args, training_parser, write_json
 from torch.profiler import ProfilerActivity, profile, record_function
+
+from seq2seq.data.batch import Batch
+from seq2seq.training.module import Seq2SeqModule
 
 
 def main() -> None:
@@ -24,13 +28,40 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15, help="operators to print and keep")
     args = parse_training_args(parser)
     _, datamodule, module = build(args.overrides)
+    profiler, step_ms = profiled_steps(module, datamodule.train_dataloader(), args.warmup, args.steps)
+    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+    phases = {e.key: e.cpu_time_total / 1000 / args.steps for e in events if e.key in PHASES}
+    print(
+        f"step {step_ms:.1f} ms (profiled); per step: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
+    )
+    write_json(
+        args.out,
+        {
+            "overrides": args.overrides,
+            "threads": args.threads,
+            "step_ms": step_ms,
+            "phases_ms": phases,
+            "top_ops": top_operators(events, args.steps, args.top),
+        },
+    )
+
+
+PHASES = ("collate", "forward", "backward")  # the record_function labels of a step
+
+
+def profiled_steps(
+    module: Seq2SeqModule, loader: Iterable[Batch], warmup: int, steps: int
+) -> tuple[profile, float]:
+    """`warmup` unprofiled training steps, then `steps` profiled ones: the profiler and ms per profiled step."""
     module.train()
     optimizer = optimizer_of(module)
-    loader = iter(itertools.cycle(datamodule.train_dataloader()))
+    batches = iter(itertools.cycle(loader))
 
     def step() -> None:
         with record_function("collate"):
-            batch = next(loader)
+            batch = next(batches)
         with record_function("forward"):
             loss_sum, count = module.token_loss(batch)
             loss = loss_sum / count.clamp_min(1)
@@ -39,45 +70,28 @@ def main() -> None:
             loss.backward()
         optimizer.step()
 
-    for _ in range(args.warmup):
+    for _ in range(warmup):
         step()
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        for _ in range(args.steps):
+        for _ in range(steps):
             step()
-    step_ms = 1000 * (time.perf_counter() - start) / args.steps
-    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    return profiler, 1000 * (time.perf_counter() - start) / steps
+
+
+def top_operators(events: list, steps: int, top: int) -> list[dict]:
+    """The `top` operators by self CPU time (phases left out): ms and calls per step, share of the total."""
     total = sum(e.self_cpu_time_total for e in events)
-    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
-    phases = {
-        e.key: e.cpu_time_total / 1000 / args.steps
-        for e in events
-        if e.key in ("collate", "forward", "backward")
-    }
-    print(
-        f"step {step_ms:.1f} ms (profiled); per step: "
-        + ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
-    )
-    top = [
+    return [
         {
             "op": e.key,
-            "self_cpu_ms_per_step": e.self_cpu_time_total / 1000 / args.steps,
-            "calls_per_step": e.count / args.steps,
+            "self_cpu_ms_per_step": e.self_cpu_time_total / 1000 / steps,
+            "calls_per_step": e.count / steps,
             "share": e.self_cpu_time_total / total,
         }
         for e in events
-        if not e.key.startswith(("collate", "forward", "backward"))
-    ][: args.top]
-    write_json(
-        args.out,
-        {
-            "overrides": args.overrides,
-            "threads": args.threads,
-            "step_ms": step_ms,
-            "phases_ms": phases,
-            "top_ops": top,
-        },
-    )
+        if not e.key.startswith(PHASES)
+    ][:top]
 
 
 if __name__ == "__main__":

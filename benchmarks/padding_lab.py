@@ -34,6 +34,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from common import RESULTS, STRATEGY_NAMES, padding_strategy, write_json
@@ -221,7 +222,7 @@ def test_pairs(limit: int | None, loaded: LoadedModel) -> tuple[list, list[str],
     return [(i, s, t) for i, (s, t) in enumerate(zip(src, tgt, strict=True))], references, text.src_path
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
     parser.add_argument("--attention", nargs="+", default=list(ATTENTION), choices=list(ATTENTION))
@@ -237,7 +238,11 @@ def main() -> None:
     parser.add_argument(
         "--docs", type=Path, help="where the figures go: docs/ for the default --out, else beside --out"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     # A study of one's own must not overwrite the figures the README shows.
     docs = args.docs or (DOCS if args.out == STUDY else args.out.parent)
     study = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
@@ -257,24 +262,29 @@ def main() -> None:
             if cell.name in study["cells"] and not args.rerun:
                 continue
             print(f"training {cell.name} ...", flush=True)
-            with tempfile.TemporaryDirectory() as run_dir:
-                results = train(cell, args.epochs, args.overrides, Path(run_dir))
-                loaded = load_checkpoint(results["best_checkpoint"])
-                pairs, references, test_file = test_pairs(args.limit, loaded)
-                found = study_cell(cell, loaded, pairs, references, args.batch_size)
-            study["cells"][cell.name] = {
-                **dataclasses.asdict(cell),
-                "val_bleu": results["val/bleu"],
-                "tokens_per_sec": results.get("train/tokens_per_sec"),
-                "train_pad_fraction": results.get("train/pad_fraction"),
-                "wall_time_s": results["wall_time_s"],
-                "test_file": str(test_file),
-                **found,
-            }
+            study["cells"][cell.name] = run_cell(cell, args)
             write_json(args.out, study)  # after every cell: an interrupted study keeps what it has
             print_cell(cell.name, study["cells"][cell.name])
     plot(study, docs)
     print(summary_table(study))
+
+
+def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
+    """Trains `cell` in a temporary run folder and studies its best checkpoint on the test pairs."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        results = train(cell, args.epochs, args.overrides, Path(run_dir))
+        loaded = load_checkpoint(results["best_checkpoint"])
+        pairs, references, test_file = test_pairs(args.limit, loaded)
+        found = study_cell(cell, loaded, pairs, references, args.batch_size)
+    return {
+        **dataclasses.asdict(cell),
+        "val_bleu": results["val/bleu"],
+        "tokens_per_sec": results.get("train/tokens_per_sec"),
+        "train_pad_fraction": results.get("train/pad_fraction"),
+        "wall_time_s": results["wall_time_s"],
+        "test_file": str(test_file),
+        **found,
+    }
 
 
 def summary_table(study: dict) -> str:
@@ -361,23 +371,9 @@ def plot(study: dict, docs: Path) -> None:
         for row, attention in enumerate(attentions):
             for column, encoder in enumerate(encoders):
                 axis = axes[row][column]
-                for c in cells:
-                    if (c["encoder"], c["attention"]) != (encoder, attention):
-                        continue
-                    levels = [100 * step["pad_fraction"] for step in c["dial"]]
-                    values = [step[key] * (100 if key == "changed" else 1) for step in c["dial"]]
-                    style = "-" if c["batching"] == "bucketed" else "--"
-                    color = (
-                        f"C{list(STRATEGIES).index(c['strategy'])}"  # one colour per strategy in every panel
-                    )
-                    axis.plot(
-                        levels,
-                        values,
-                        style,
-                        color=color,
-                        marker="o",
-                        label=f"{c['strategy']} ({c['batching']})",
-                    )
+                panel_lines(
+                    axis, [c for c in cells if (c["encoder"], c["attention"]) == (encoder, attention)], key
+                )
                 reads = "with decoder attention" if attention == "attention" else "no decoder attention"
                 axis.set_title(f"{encoder} encoder, {reads}", fontsize=9)
                 if row == len(attentions) - 1:
@@ -392,6 +388,16 @@ def plot(study: dict, docs: Path) -> None:
         )
         figure.tight_layout(rect=(0, 0, 1, 0.9))
         save(figure, docs / f"{name}.png")
+
+
+def panel_lines(axis: Any, cells: list[dict], key: str) -> None:
+    """One line per cell: `key` at each pad level of its dial; a colour per strategy, dashed when random-batched."""
+    for c in cells:
+        levels = [100 * step["pad_fraction"] for step in c["dial"]]
+        values = [step[key] * (100 if key == "changed" else 1) for step in c["dial"]]
+        style = "-" if c["batching"] == "bucketed" else "--"
+        color = f"C{list(STRATEGIES).index(c['strategy'])}"  # one colour per strategy in every panel
+        axis.plot(levels, values, style, color=color, marker="o", label=f"{c['strategy']} ({c['batching']})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ share of the step's matrix-multiply FLOPs spent at pad positions (`Seq2Seq.flops
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import math
 import statistics
@@ -111,7 +112,7 @@ def print_row(row: dict) -> None:
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = training_parser(__doc__, "strategy_cost.json", warmup=3)
     parser.add_argument("--corpora", nargs="+", default=["bundled"], help="bundled, or DIR:SRC_LANG:TGT_LANG")
     parser.add_argument("--encoders", nargs="+", default=["lstm", "gru"])
@@ -125,7 +126,22 @@ def main() -> None:
         help="timed batches per measurement at 2048 tokens (fewer, larger ones above)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the strategies")
-    args = parse_training_args(parser)
+    return parse_training_args(parser)
+
+
+def against_naive(row: dict, measured: dict[str, dict]) -> dict[str, float]:
+    """`row`'s encoder times and tokens/s as multiples of naive's in the same setting (the first row's without naive)."""
+    naive = measured.get("naive") or next(iter(measured.values()))
+    return {
+        "forward_vs_naive": row["encoder_forward_ms"] / naive["encoder_forward_ms"],
+        "forward_backward_vs_naive": row["encoder_forward_backward_ms"]
+        / naive["encoder_forward_backward_ms"],
+        "tokens_per_sec_vs_naive": row["tokens_per_sec"] / naive["tokens_per_sec"],
+    }
+
+
+def main() -> None:
+    args = parse_args()
     rows = []
     print(HEADER)
     for corpus, encoder, layers, max_tokens in itertools.product(
@@ -146,22 +162,12 @@ def main() -> None:
             timed_batches(args.batches, max_tokens),
             args.rounds,
         )
-        naive = measured.get("naive") or next(iter(measured.values()))
         for strategy, row in measured.items():
-            row |= {
-                "corpus": name,
-                "encoder": encoder,
-                "layers": layers,
-                "max_tokens": max_tokens,
-                "strategy": strategy,
-                "threads": args.threads,
-                "forward_vs_naive": row["encoder_forward_ms"] / naive["encoder_forward_ms"],
-                "forward_backward_vs_naive": row["encoder_forward_backward_ms"]
-                / naive["encoder_forward_backward_ms"],
-                "tokens_per_sec_vs_naive": row["tokens_per_sec"] / naive["tokens_per_sec"],
-            }
-            rows.append(row)
-            print_row(row)
+            setting = {"corpus": name, "encoder": encoder, "layers": layers, "max_tokens": max_tokens}
+            rows.append(
+                row | setting | {"strategy": strategy, "threads": args.threads} | against_naive(row, measured)
+            )
+            print_row(rows[-1])
         write_json(args.out, rows)  # after every setting: an interrupted run keeps what it measured
 
 

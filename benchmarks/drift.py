@@ -19,15 +19,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import STRATEGY_NAMES, padding_strategy, strategy_of_target
+from common import RESULTS, STRATEGY_NAMES, padding_strategy, strategy_of_target, write_json
 from omegaconf import OmegaConf
 from torch import nn
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.corpus import read_parallel
-from seq2seq.files import atomic_write_bytes
 from seq2seq.models.encoders import RecurrentEncoder, SelfAttentionEncoder
-from seq2seq.padding.strategy import lengths_mask
+from seq2seq.padding.drift import Drift, batch_drift
 
 ENCODERS = {
     "lstm (uni)": partial(RecurrentEncoder, partial(nn.LSTM, num_layers=2), hidden_size=64),
@@ -43,20 +42,18 @@ ENCODERS = {
 EMBED = 32
 
 
-@torch.no_grad()
-def drift(encoder: nn.Module, batches: list[list[int]], seed: int) -> tuple[float, float]:
-    """Largest |together - alone| over outputs at real positions, and over final states."""
+def drift(encoder: nn.Module, batches: list[list[int]], seed: int) -> Drift:
+    """The largest drift over `batches` of random embeddings with these lengths."""
     generator = torch.Generator().manual_seed(seed)
-    worst_out = worst_final = 0.0
-    for lengths in batches:
-        x = torch.randn(len(lengths), max(lengths), EMBED, generator=generator)
-        lengths_t = torch.tensor(lengths)
-        together = encoder(x, lengths_t, lengths_mask(lengths_t, x.size(1)))
-        for i, n in enumerate(lengths):
-            alone = encoder(x[i : i + 1, :n], lengths_t[i : i + 1], torch.ones(1, n, dtype=torch.bool))
-            worst_out = max(worst_out, (together.memory[i, :n] - alone.memory[0]).abs().max().item())
-            worst_final = max(worst_final, (together.final[i] - alone.final[0]).abs().max().item())
-    return worst_out, worst_final
+    found = [
+        batch_drift(
+            encoder,
+            torch.randn(len(lengths), max(lengths), EMBED, generator=generator),
+            torch.tensor(lengths),
+        )
+        for lengths in batches
+    ]
+    return Drift(max(d.memory for d in found), max(d.final for d in found))
 
 
 def trained_bleu(folders: list[Path]) -> dict[tuple[str, str], float]:
@@ -75,6 +72,38 @@ def trained_bleu(folders: list[Path]) -> dict[tuple[str, str], float]:
 
 
 def main() -> None:
+    args = parse_args()
+    text = read_parallel(PROJECT_ROOT / "data" / "bundled", "valid", "src", "tgt")
+    corpus_lengths = [len(s.split()) + 1 for s in text.src]
+    rng = random.Random(args.seed)
+    batches = [rng.sample(corpus_lengths, args.batch_size) for _ in range(args.batches)]
+    bleu = earlier_bleu(args.out) | trained_bleu(args.results)
+    rows = []
+    print(f"{'encoder':<12} {'strategy':<16} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
+    for encoder_name, build in ENCODERS.items():
+        for strategy_name in STRATEGY_NAMES:
+            torch.manual_seed(args.seed)
+            encoder = build(input_size=EMBED, padding=padding_strategy(strategy_name)).eval()
+            found = drift(encoder, batches, args.seed)
+            trained = "(bi)" in encoder_name or encoder_name == "attention"  # the encoders runs exist for
+            score = bleu.get((encoder_name.split()[0], strategy_name)) if trained else None
+            rows.append(
+                {
+                    "encoder": encoder_name,
+                    "strategy": strategy_name,
+                    "output_drift": found.memory,
+                    "final_drift": found.final,
+                    "test_bleu": score,
+                }
+            )
+            shown = f"{score:.1f}" if score is not None else "-"
+            print(
+                f"{encoder_name:<12} {strategy_name:<16} {found.memory:>15.2e} {found.final:>14.2e} {shown:>10}"
+            )
+    write_json(args.out, rows)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -84,47 +113,18 @@ def main() -> None:
     parser.add_argument(
         "--results", nargs="*", type=Path, default=[], help="run folders whose test BLEU to add"
     )
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "drift.json")
-    args = parser.parse_args()
-    text = read_parallel(PROJECT_ROOT / "data" / "bundled", "valid", "src", "tgt")
-    corpus_lengths = [len(s.split()) + 1 for s in text.src]
-    rng = random.Random(args.seed)
-    batches = [rng.sample(corpus_lengths, args.batch_size) for _ in range(args.batches)]
-    # Test BLEU of runs measured earlier stays unless a run given now replaces it (a full run takes minutes).
-    earlier = json.loads(args.out.read_text()) if args.out.is_file() else []
-    bleu = {
+    parser.add_argument("--out", type=Path, default=RESULTS / "drift.json")
+    return parser.parse_args()
+
+
+def earlier_bleu(out: Path) -> dict[tuple[str, str], float]:
+    """The test BLEU that `out` holds from runs measured earlier (a full run takes minutes): kept unless replaced."""
+    earlier = json.loads(out.read_text()) if out.is_file() else []
+    return {
         (row["encoder"].split()[0], row["strategy"]): row["test_bleu"]
         for row in earlier
         if row.get("test_bleu") is not None
     }
-    bleu |= trained_bleu(args.results)
-    rows = []
-    print(f"{'encoder':<12} {'strategy':<16} {'max |d output|':>15} {'max |d final|':>14} {'test BLEU':>10}")
-    for encoder_name, build in ENCODERS.items():
-        for strategy_name in STRATEGY_NAMES:
-            torch.manual_seed(args.seed)
-            encoder = build(input_size=EMBED, padding=padding_strategy(strategy_name)).eval()
-            out_drift, final_drift = drift(encoder, batches, args.seed)
-            score = (
-                bleu.get((encoder_name.split()[0], strategy_name))
-                if "(bi)" in encoder_name or encoder_name == "attention"
-                else None
-            )
-            rows.append(
-                {
-                    "encoder": encoder_name,
-                    "strategy": strategy_name,
-                    "output_drift": out_drift,
-                    "final_drift": final_drift,
-                    "test_bleu": score,
-                }
-            )
-            shown = f"{score:.1f}" if score is not None else "-"
-            print(
-                f"{encoder_name:<12} {strategy_name:<16} {out_drift:>15.2e} {final_drift:>14.2e} {shown:>10}"
-            )
-    atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from seq2seq.padding import (
     PaddingStrategy,
     StateResetStrategy,
 )
+from seq2seq.padding.drift import batch_drift
 from seq2seq.padding.fused import ReverseWithinLengths, merged_pieces, reversal_index, time_pieces
 from seq2seq.padding.recurrence import run_reset_rnn
 from seq2seq.padding.strategy import hidden_of, last_layer_final, lengths_mask
@@ -55,18 +56,8 @@ def padded_batch(lengths: list[int], extra: int) -> tuple[torch.Tensor, torch.Te
 
 def max_drift(encoder: nn.Module, lengths: list[int], extra: int) -> float:
     """Largest difference between each sentence encoded alone and inside the padded batch."""
-    x, lengths_t, mask = padded_batch(lengths, extra)
-    with torch.no_grad():
-        together = encoder(x, lengths_t, mask)
-        drift = 0.0
-        for i, n in enumerate(lengths):
-            alone = encoder(x[i : i + 1, :n], lengths_t[i : i + 1], mask[i : i + 1, :n])
-            drift = max(
-                drift,
-                (together.memory[i, :n] - alone.memory[0]).abs().max().item(),
-                (together.final[i] - alone.final[0]).abs().max().item(),
-            )
-    return drift
+    x, lengths_t, _ = padded_batch(lengths, extra)
+    return max(batch_drift(encoder, x, lengths_t))
 
 
 batch_lengths = st.lists(st.integers(1, 12), min_size=1, max_size=5)

@@ -105,7 +105,7 @@ def measure(
     return row | time_training(module, batches * args.passes, warmup=0, autocast=PRECISIONS[precision])
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -126,6 +126,11 @@ def main() -> None:
         parser.error(
             "no CUDA device: this benchmark measures a GPU (CPU figures: throughput.py, strategy_cost.py)"
         )
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"{gpu}, torch {torch.__version__}")
     # Eager settings first, then compiled ones: a slow compilation costs only the settings after it.

@@ -9,14 +9,14 @@ strategy is exact gets the same BLEU both ways; one that lets pads in does not.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
+
+from common import RESULTS, write_json
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_parallel
-from seq2seq.files import atomic_write_bytes
 from seq2seq.models.search import greedy_search
 from seq2seq.training.checkpoint import LoadedModel, load_checkpoint
 from seq2seq.training.metrics import corpus_bleu
@@ -41,7 +41,7 @@ def decode(
     return loaded.vocabs.tgt.decode(hypotheses), 1 - real / slots
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -56,10 +56,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N test pairs")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results" / "padded_eval.json"
-    )
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS / "padded_eval.json")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     text = read_parallel(args.corpus, "test", *args.langs)
     sources, references = text.src[: args.limit], text.tgt[: args.limit]
     by_length = sorted(range(len(sources)), key=lambda i: len(sources[i].split()))
@@ -82,8 +84,7 @@ def main() -> None:
         print(
             f"{str(checkpoint)[-60:]:<60} {row['bleu_sorted']:>11.2f} {row['bleu_random']:>11.2f} {100 * sorted_pad:>10.1f} / {100 * random_pad:.1f}"
         )
-    atomic_write_bytes(args.out, (json.dumps(rows, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import subprocess
 import sys
@@ -28,6 +29,18 @@ def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+@pytest.fixture
+def benchmark_modules(monkeypatch: pytest.MonkeyPatch):
+    """Imports a module of benchmarks/ as its scripts do (their folder first on sys.path); afterwards the
+    path and every module loaded from that folder are gone again, so nothing leaks into the session."""
+    folder = PROJECT_ROOT / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    yield importlib.import_module
+    for name, module in list(sys.modules.items()):
+        if folder in Path(getattr(module, "__file__", None) or "/").parents:
+            del sys.modules[name]
 
 
 def test_pad_fraction_benchmark(tmp_path: Path) -> None:
@@ -275,15 +288,16 @@ def test_padding_lab_runs_a_small_grid_and_checks_the_exact_strategies(tmp_path:
         assert (out.parent / f"{name}.png").stat().st_size > 0
 
 
-def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_second(tmp_path: Path) -> None:
+def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_second(
+    tmp_path: Path, benchmark_modules
+) -> None:
     """`toolkits.harness.train_for` on a real process that writes checkpoints at known times (no framework needed).
 
     Only bounds that no delay can break are asserted: a checkpoint exists no earlier than the writer's
     sleeps allow and no later than the snapshot that found it; the snapshots leave the writer seconds
     of slack, so a busy CPU delays the writes without making the test fail.
     """
-    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-    from toolkits.harness import train_for
+    train_for = benchmark_modules("toolkits.harness").train_for
 
     writer = (
         "import pathlib, time\n"
@@ -304,11 +318,10 @@ def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_seco
 
 
 def test_peers_at_equal_steps_waits_for_the_training_to_end_and_takes_its_last_checkpoint(
-    tmp_path: Path,
+    tmp_path: Path, benchmark_modules
 ) -> None:
     """`train_for` with no curve (`--steps`): the training stops by itself, and a failed one is reported."""
-    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-    from toolkits.harness import train_for
+    train_for = benchmark_modules("toolkits.harness").train_for
 
     writer = (
         "import pathlib, time\n"

@@ -21,6 +21,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.profiler import record_function
 
 from seq2seq.config import CONFIG_DIR, PROJECT_ROOT, setup_hydra
 from seq2seq.data.batch import Batch
@@ -95,15 +96,20 @@ def optimizer_of(module: Seq2SeqModule) -> torch.optim.Optimizer:
 
 
 class TrainingStep:
-    """A timed training step of `module`: teacher-forced loss, backward, Adam.
+    """A timed training step of `module`: the work of one step under `train.py`'s Trainer.
 
-    The batches must be on the module's device; on a GPU the clock stops only when the step has run
-    there. `autocast` (e.g. torch.bfloat16) runs the forward pass in that autocast dtype.
+    The package's token loss, backward, gradient clipping to `clip_norm` (`trainer.gradient_clip_val`,
+    by norm as Lightning clips) and the configured optimizer. Left out: the warm-up, which changes only
+    the rate's value, and Lightning's loop around the step, so that several models can take turns batch
+    by batch (`strategy_cost.py`). The batches must be on the module's device; on a GPU the clock stops
+    only when the step has run there. `autocast` (e.g. torch.bfloat16) runs the forward pass in that dtype.
     """
 
-    def __init__(self, module: Seq2SeqModule, autocast: torch.dtype | None = None) -> None:
+    def __init__(
+        self, module: Seq2SeqModule, clip_norm: float | None, autocast: torch.dtype | None = None
+    ) -> None:
         module.train()
-        self.module, self.optimizer = module, optimizer_of(module)
+        self.module, self.optimizer, self.clip_norm = module, optimizer_of(module), clip_norm
         device = next(module.parameters()).device
         self.synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
         self.autocast = (device.type, autocast)
@@ -114,12 +120,16 @@ class TrainingStep:
         mixed = torch.autocast(device, dtype=dtype) if dtype else contextlib.nullcontext()
         self.synchronize()
         start = time.perf_counter()
-        with mixed:
+        with mixed, record_function("forward"):  # the phases profile_step.py reports
             loss_sum, count = self.module.token_loss(batch)
-        loss = loss_sum / count.clamp_min(1)
+            loss = loss_sum / count.clamp_min(1)
         self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            if self.clip_norm:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.clip_norm)
+            self.optimizer.step()
         self.synchronize()
         return time.perf_counter() - start
 
@@ -140,10 +150,14 @@ def throughput(batches: list[Batch], step_seconds: list[float]) -> dict[str, flo
 
 
 def time_training(
-    module: Seq2SeqModule, batches: Iterable[Batch], warmup: int, autocast: torch.dtype | None = None
+    module: Seq2SeqModule,
+    batches: Iterable[Batch],
+    warmup: int,
+    clip_norm: float | None,
+    autocast: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Trains on `batches` (the first `warmup` untimed, see `TrainingStep`); `throughput` over the timed ones."""
-    step = TrainingStep(module, autocast)
+    step = TrainingStep(module, clip_norm, autocast)
     batches = list(batches)
     seconds = [step(batch) for batch in batches]
     return throughput(batches[warmup:], seconds[warmup:])

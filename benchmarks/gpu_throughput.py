@@ -73,7 +73,8 @@ def measure(
 ) -> dict[str, object]:
     """One setting: a fresh model on the GPU, a warm-up pass over the batches, then timed passes."""
     torch._dynamo.reset()
-    _, datamodule, module = build([f"strategy={strategy}", *MODELS[model], *args.overrides])
+    cfg, datamodule, module = build([f"strategy={strategy}", *MODELS[model], *args.overrides])
+    clip = cfg.trainer.gradient_clip_val
     module.to(args.device)
     if compiled:
         module.net.compile(dynamic=True)
@@ -88,7 +89,7 @@ def measure(
     start = time.perf_counter()
     try:
         with time_limit(args.compile_timeout if compiled else 0):
-            time_training(module, batches, warmup=len(batches), autocast=PRECISIONS[precision])
+            time_training(module, batches, len(batches), clip, PRECISIONS[precision])
     except (
         Exception
     ) as error:  # dynamo wraps the timeout in its own exception; a failed compile is a result too
@@ -102,7 +103,7 @@ def measure(
         )
         return row | {"error": reason}
     row["warmup_s"] = time.perf_counter() - start
-    return row | time_training(module, batches * args.passes, warmup=0, autocast=PRECISIONS[precision])
+    return row | time_training(module, batches * args.passes, 0, clip, PRECISIONS[precision])
 
 
 def parse_args() -> argparse.Namespace:

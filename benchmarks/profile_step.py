@@ -15,7 +15,7 @@ import itertools
 import time
 from collections.abc import Iterable
 
-from common import build, optimizer_of, parse_training_args, training_parser, write_json
+from common import TrainingStep, build, parse_training_args, training_parser, write_json
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from seq2seq.data.batch import Batch
@@ -27,8 +27,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--top", type=int, default=15, help="operators to print and keep")
     args = parse_training_args(parser)
-    _, datamodule, module = build(args.overrides)
-    profiler, step_ms = profiled_steps(module, datamodule.train_dataloader(), args.warmup, args.steps)
+    cfg, datamodule, module = build(args.overrides)
+    loader, clip = datamodule.train_dataloader(), cfg.trainer.gradient_clip_val
+    profiler, step_ms = profiled_steps(module, loader, clip, args.warmup, args.steps)
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
     phases = {e.key: e.cpu_time_total / 1000 / args.steps for e in events if e.key in PHASES}
@@ -48,34 +49,27 @@ def main() -> None:
     )
 
 
-PHASES = ("collate", "forward", "backward")  # the record_function labels of a step
+PHASES = ("collate", "forward", "backward", "optimizer")  # the record_function labels of a step
 
 
 def profiled_steps(
-    module: Seq2SeqModule, loader: Iterable[Batch], warmup: int, steps: int
+    module: Seq2SeqModule, loader: Iterable[Batch], clip_norm: float | None, warmup: int, steps: int
 ) -> tuple[profile, float]:
     """`warmup` unprofiled training steps, then `steps` profiled ones: the profiler and ms per profiled step."""
-    module.train()
-    optimizer = optimizer_of(module)
+    step = TrainingStep(module, clip_norm)
     batches = iter(itertools.cycle(loader))
 
-    def step() -> None:
+    def collated_step() -> None:
         with record_function("collate"):
             batch = next(batches)
-        with record_function("forward"):
-            loss_sum, count = module.token_loss(batch)
-            loss = loss_sum / count.clamp_min(1)
-        optimizer.zero_grad()
-        with record_function("backward"):
-            loss.backward()
-        optimizer.step()
+        step(batch)
 
     for _ in range(warmup):
-        step()
+        collated_step()
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
-            step()
+            collated_step()
     return profiler, 1000 * (time.perf_counter() - start) / steps
 
 

@@ -65,8 +65,11 @@ def measure(
     # One data config: the same batches for every strategy.
     _, datamodule, _ = build([*setting, f"strategy={strategies[0]}"])
     batches = list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + count))
-    modules = {name: build([*setting, f"strategy={name}"], datamodule)[2] for name in strategies}
-    steps = {name: TrainingStep(module) for name, module in modules.items()}
+    built = {name: build([*setting, f"strategy={name}"], datamodule) for name in strategies}
+    modules = {name: module for name, (_, _, module) in built.items()}
+    steps = {
+        name: TrainingStep(module, cfg.trainer.gradient_clip_val) for name, (cfg, _, module) in built.items()
+    }
     best = {name: {key: [math.inf] * count for key in TIMES} for name in strategies}
     for round_ in range(rounds):
         for i, batch in enumerate(batches):

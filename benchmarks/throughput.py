@@ -18,9 +18,9 @@ from common import build, parse_training_args, time_training, training_parser, w
 
 def tokens_per_second(overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
     """Trains `warmup + steps` steps of the configured run; throughput over the timed steps."""
-    _, datamodule, module = build(overrides)
+    cfg, datamodule, module = build(overrides)
     batches = itertools.islice(itertools.cycle(datamodule.train_dataloader()), warmup + steps)
-    return time_training(module, batches, warmup)
+    return time_training(module, batches, warmup, cfg.trainer.gradient_clip_val)
 
 
 def main() -> None:

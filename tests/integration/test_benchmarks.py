@@ -195,7 +195,10 @@ def test_profile_step_benchmark(tmp_path: Path) -> None:
         str(out),
     )
     profile = json.loads(out.read_text())
-    assert set(profile["phases_ms"]) == {"collate", "forward", "backward"} and profile["step_ms"] > 0
+    assert (
+        set(profile["phases_ms"]) == {"collate", "forward", "backward", "optimizer"}
+        and profile["step_ms"] > 0
+    )
     times = [op["self_cpu_ms_per_step"] for op in profile["top_ops"]]
     assert times and times == sorted(times, reverse=True)
     assert any(op["op"].startswith("aten::") for op in profile["top_ops"])

@@ -61,7 +61,6 @@ BATCHING = {"bucketed": [], "random": ["data.bucketing=false"]}
 STRATEGIES = STRATEGY_NAMES
 RECURRENT_ONLY = {"masking_outputs", "packing", "state_reset"}  # on the attention encoder: masking again
 BIDIRECTIONAL = {"bilstm", "bigru"}  # masking_outputs differs from masking only where an RNN reads backwards
-EXACT_STRATEGIES = {"masking", "packing", "state_reset"}
 EXACT_TOLERANCE = 1e-3  # largest change of a reference's log-probability still counted as float rounding
 PAD_LEVELS = [0.0, 0.25, 0.5, 0.75, 0.9]
 MATRIX_LEVEL = 0.5
@@ -189,7 +188,7 @@ def dial(loaded: LoadedModel, pairs, references: list[str], size: int) -> list[d
 def claims_exact(cell: Cell) -> bool:
     """What the README promises: masking, packing and state_reset are exact (masking_outputs runs only
     where it is not, on bidirectional RNNs)."""
-    return cell.strategy in EXACT_STRATEGIES
+    return padding_strategy(cell.strategy).exact
 
 
 def use_strategy(loaded: LoadedModel, name: str) -> None:

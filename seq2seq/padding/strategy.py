@@ -8,6 +8,7 @@ tests/unit/padding/test_strategies.py holds each claim (and each documented exce
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +43,10 @@ def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
 
 class PaddingStrategy(ABC):
     """How pads are handled. Subclasses implement `run_rnn`; masking hooks default to "mask pads"."""
+
+    exact: ClassVar[bool] = False
+    """Whether a sentence gets the same encoder states, scores and translation alone or inside any
+    padded batch, for every encoder (the claim the tests hold each exact strategy to)."""
 
     @abstractmethod
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,6 +115,8 @@ class MaskingStrategy(PaddingStrategy):
     cost of running the RNN over the pads. `MaskingOutputsStrategy` keeps the inexact form as a baseline.
     """
 
+    exact = True
+
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         return run_exact_rnn(rnn, x, lengths)
 
@@ -140,6 +147,8 @@ class PackingStrategy(PaddingStrategy):
     cut would save less than a kernel call costs (`fused.run_packed_rnn`). Exact, the same states as
     `masking`; on a length-bucketed batch about as fast, on a batch of mixed lengths faster."""
 
+    exact = True
+
     def rnn_positions(self, lengths: Tensor, steps: int) -> int:
         return packed_positions(lengths)
 
@@ -160,6 +169,8 @@ class StateResetStrategy(PaddingStrategy):
       never read and pads before it leave the initial state unchanged;
     - a mask with holes inside a row: the Python step loop of `recurrence.py`.
     """
+
+    exact = True
 
     def run_rnn(self, rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         return run_exact_rnn(rnn, x, lengths)

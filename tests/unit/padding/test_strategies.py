@@ -94,6 +94,22 @@ def test_naive_drifts_with_padding(rnn, bidirectional) -> None:
     assert max_drift(recurrent(rnn, bidirectional, NaiveStrategy()), [3, 9], 2) > 1e-3
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [NaiveStrategy(), MaskingOutputsStrategy(), MaskingStrategy(), PackingStrategy(), StateResetStrategy()],
+    ids=repr,
+)
+def test_a_strategy_claims_exactness_exactly_when_every_encoder_keeps_it(strategy) -> None:
+    """`PaddingStrategy.exact`, which the server reads to choose how to decode, matches what is measured."""
+    encoders = [
+        recurrent(rnn, bidirectional, strategy)
+        for rnn in (nn.LSTM, nn.GRU)
+        for bidirectional in (False, True)
+    ]
+    worst = max(max_drift(encoder, [3, 9, 6], 2) for encoder in [*encoders, self_attention(strategy)])
+    assert (worst < 1e-5) == strategy.exact, worst
+
+
 @pytest.mark.parametrize("strategy", [MaskingStrategy(), PackingStrategy(), StateResetStrategy()], ids=repr)
 @settings(max_examples=15, deadline=None)
 @given(lengths=batch_lengths, extra=st.integers(0, 4))

@@ -23,6 +23,7 @@ LAYERS = [
     {"models"},
     {"training"},
     {"inference", "tracking"},
+    {"serving"},
     {"train", "cli", "sweeps"},
 ]
 

@@ -1,0 +1,158 @@
+"""Dynamic batching: sentences from concurrent requests are decoded together, in length-sorted batches.
+
+A request's sentences join one queue. A single task takes the oldest sentence, then every queued
+sentence with the same search settings, until the batch reaches `max_tokens` padded source pieces or
+`max_wait_ms` has passed since the oldest sentence arrived; the batch runs in a worker thread (the
+event loop keeps answering meanwhile) and each sentence's future gets its result. A large request
+simply spreads over several batches. Which sentences share a batch never changes a translation,
+because the model decodes with an exact padding strategy (see `serving.app`).
+
+No library does this: the ASGI servers and frameworks batch nothing, and Ray Serve's or Triton's
+batchers are whole serving systems; this is the one queue and loop the server needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from seq2seq.models.search import Hypothesis
+
+Settings = tuple[int, int, float]  # beam_size, n_best, alpha: what sentences of one batch share
+Decode = Callable[[list[str], Settings], list[list[tuple[str, Hypothesis]]]]
+
+
+class QueueFull(Exception):
+    """The queue holds its maximum of sentences; the request should be retried later."""
+
+
+@dataclass
+class Pending:
+    """A sentence waiting for its batch: its text, piece count, settings and the future of its n-best list."""
+
+    text: str
+    pieces: int
+    settings: Settings
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BatchReport:
+    """What one decoded batch held, for the metrics: sentences, and the share of source pads."""
+
+    sentences: int
+    pad_fraction: float
+
+
+class Batcher:
+    """The queue and the loop that cuts it into batches.
+
+    Args:
+        decode: translates a list of sentences with one set of settings (runs in the worker thread).
+        max_tokens: padded source pieces per batch (longest sentence x sentences).
+        max_wait_ms: how long the oldest sentence waits for others to join its batch.
+        max_queue: sentences the queue may hold; a request that would exceed it gets `QueueFull`.
+        on_batch: called with each batch's `BatchReport` (the metrics).
+    """
+
+    def __init__(
+        self,
+        decode: Decode,
+        max_tokens: int,
+        max_wait_ms: float,
+        max_queue: int,
+        on_batch: Callable[[BatchReport], None] = lambda report: None,
+    ) -> None:
+        self.decode, self.max_tokens, self.max_wait = decode, max_tokens, max_wait_ms / 1000
+        self.max_queue, self.on_batch = max_queue, on_batch
+        self.queue: list[Pending] = []
+        self._arrived = asyncio.Event()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._task: asyncio.Task | None = None
+
+    @property
+    def depth(self) -> int:
+        """Sentences waiting for a batch."""
+        return len(self.queue)
+
+    def start(self) -> None:
+        """Starts the loop on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Decodes what is queued, then stops the loop and the worker thread."""
+        while self.queue:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._worker.shutdown(wait=True)
+
+    async def translate(
+        self, texts: list[str], pieces: list[int], settings: Settings
+    ) -> list[list[tuple[str, Hypothesis]]]:
+        """The n-best lists of `texts` (with their piece counts), once their batches have run."""
+        if len(self.queue) + len(texts) > self.max_queue:
+            raise QueueFull(f"the queue holds {len(self.queue)} of at most {self.max_queue} sentences")
+        loop = asyncio.get_running_loop()
+        waiting = [Pending(t, n, settings, loop.create_future()) for t, n in zip(texts, pieces, strict=True)]
+        self.queue.extend(waiting)
+        self._arrived.set()
+        return list(await asyncio.gather(*(p.future for p in waiting)))
+
+    async def _run(self) -> None:
+        while True:
+            if not self.queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            oldest = self.queue[0]
+            wait = oldest.arrived + self.max_wait - time.monotonic()
+            if wait > 0 and self._fill(oldest.settings) < self.max_tokens:
+                await asyncio.sleep(min(wait, 0.002))  # look again soon: the batch may fill up first
+                continue
+            batch = self._take(oldest.settings)
+            try:
+                found = await asyncio.get_running_loop().run_in_executor(
+                    self._worker, self.decode, [p.text for p in batch], oldest.settings
+                )
+            except Exception as error:  # noqa: BLE001 -- a failed batch fails its requests, never the loop
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                continue
+            for pending, result in zip(batch, found, strict=True):
+                if not pending.future.done():  # its client may have gone
+                    pending.future.set_result(result)
+            longest = max(p.pieces for p in batch)
+            real = sum(p.pieces for p in batch)
+            self.on_batch(BatchReport(len(batch), 1 - real / max(1, longest * len(batch))))
+
+    def _fill(self, settings: Settings) -> int:
+        """Padded source pieces of the batch that would be taken now."""
+        taken = self._candidates(settings)
+        return max((p.pieces for p in taken), default=0) * len(taken)
+
+    def _candidates(self, settings: Settings) -> list[Pending]:
+        """Queued sentences with these settings, oldest first, while the padded batch stays within max_tokens
+        (at least one sentence, however long)."""
+        taken: list[Pending] = []
+        longest = 0
+        for pending in self.queue:
+            if pending.settings != settings:
+                continue
+            widest = max(longest, pending.pieces, 1)
+            if taken and widest * (len(taken) + 1) > self.max_tokens:
+                break
+            taken.append(pending)
+            longest = widest
+        return taken
+
+    def _take(self, settings: Settings) -> list[Pending]:
+        taken = self._candidates(settings)
+        chosen = {id(p) for p in taken}
+        self.queue = [p for p in self.queue if id(p) not in chosen]
+        return taken

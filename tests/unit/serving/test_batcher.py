@@ -1,0 +1,119 @@
+"""The dynamic batcher on a real event loop, with a decode function that records the batches it is given."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from seq2seq.models.search import Hypothesis
+from seq2seq.serving.batcher import Batcher, BatchReport, QueueFull
+
+GREEDY = (1, 1, 1.0)
+BEAM = (5, 1, 1.0)
+
+
+class Recorder:
+    """Decodes each sentence as its upper-case form and records every batch and report."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.batches: list[tuple[list[str], tuple]] = []
+        self.reports: list[BatchReport] = []
+        self.fail_on = fail_on
+
+    def __call__(self, texts: list[str], settings: tuple) -> list[list[tuple[str, Hypothesis]]]:
+        self.batches.append((list(texts), settings))
+        if self.fail_on in texts:
+            raise RuntimeError(f"cannot decode {self.fail_on!r}")
+        return [[(text.upper(), Hypothesis([], 0.0, 0.0, 0))] for text in texts]
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def serve(recorder: Recorder, *requests, **options):
+    """Starts a batcher, sends `requests` ((texts, pieces, settings) each) at once, returns their answers."""
+    settings = {"max_tokens": 64, "max_wait_ms": 50.0, "max_queue": 100} | options
+    batcher = Batcher(recorder, on_batch=recorder.reports.append, **settings)
+    batcher.start()
+    try:
+        return await asyncio.gather(
+            *(batcher.translate(*request) for request in requests), return_exceptions=True
+        )
+    finally:
+        await batcher.stop()
+
+
+def texts_of(answer) -> list[str]:
+    return [nbest[0][0] for nbest in answer]
+
+
+def test_concurrent_requests_share_a_batch_and_each_gets_its_own_answers_in_order() -> None:
+    recorder = Recorder()
+    first, second = run(serve(recorder, (["a", "bb"], [1, 2], GREEDY), (["ccc"], [3], GREEDY)))
+    assert texts_of(first) == ["A", "BB"] and texts_of(second) == ["CCC"]
+    assert recorder.batches == [(["a", "bb", "ccc"], GREEDY)]
+    assert recorder.reports == [BatchReport(3, 1 - 6 / 9)]
+
+
+def test_a_batch_stays_within_the_token_budget_and_a_large_request_spreads_over_batches() -> None:
+    recorder = Recorder()
+    texts = [f"s{i}" for i in range(10)]
+    (answer,) = run(serve(recorder, (texts, [4] * 10, GREEDY), max_tokens=12))
+    assert texts_of(answer) == [t.upper() for t in texts]
+    assert [len(batch) for batch, _ in recorder.batches] == [3, 3, 3, 1]  # 3 x 4 pieces <= 12
+    assert all(len(batch) * 4 <= 12 for batch, _ in recorder.batches)
+
+
+def test_a_sentence_longer_than_the_budget_still_gets_a_batch_of_its_own() -> None:
+    recorder = Recorder()
+    (answer,) = run(serve(recorder, (["long", "x"], [100, 1], GREEDY), max_tokens=12))
+    assert texts_of(answer) == ["LONG", "X"]
+    assert [batch for batch, _ in recorder.batches] == [["long"], ["x"]]
+
+
+def test_sentences_with_other_search_settings_never_share_a_batch() -> None:
+    recorder = Recorder()
+    greedy, beam = run(serve(recorder, (["a", "b"], [1, 1], GREEDY), (["c"], [1], BEAM)))
+    assert texts_of(greedy) == ["A", "B"] and texts_of(beam) == ["C"]
+    assert sorted(recorder.batches) == sorted([(["a", "b"], GREEDY), (["c"], BEAM)])
+
+
+def test_a_full_queue_refuses_the_request_that_would_overflow_it() -> None:
+    recorder = Recorder()
+    kept, refused = run(
+        serve(recorder, (["a", "b", "c"], [1, 1, 1], GREEDY), (["d", "e"], [1, 1], GREEDY), max_queue=4)
+    )
+    assert texts_of(kept) == ["A", "B", "C"]
+    assert isinstance(refused, QueueFull) and "at most 4" in str(refused)
+
+
+def test_a_failing_batch_fails_its_requests_and_the_loop_serves_the_next_ones() -> None:
+    recorder = Recorder(fail_on="bad")
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=1.0, max_queue=10)
+        batcher.start()
+        try:
+            with pytest.raises(RuntimeError, match="cannot decode 'bad'"):
+                await batcher.translate(["bad"], [1], GREEDY)
+            return await batcher.translate(["good"], [1], GREEDY)
+        finally:
+            await batcher.stop()
+
+    assert texts_of(run(scenario())) == ["GOOD"]
+
+
+def test_stop_decodes_what_is_queued_first() -> None:
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=200.0, max_queue=10)
+        batcher.start()
+        pending = asyncio.ensure_future(batcher.translate(["late"], [1], GREEDY))
+        await asyncio.sleep(0.01)  # queued, its batch still waiting for company
+        await batcher.stop()
+        return await pending
+
+    assert texts_of(run(scenario())) == ["LATE"]

@@ -88,6 +88,14 @@ def serving(checkpoint: Path, tmp_path: Path, *options: str) -> Iterator[Server]
         process.wait()
 
 
+def queued(url: str, sentences: int) -> None:
+    """Waits until the server's queue holds `sentences` (its batch waits --max-wait-ms for company)."""
+    deadline = time.monotonic() + 4
+    while f"seq2seq_queue_depth {sentences:.1f}" not in httpx.get(f"{url}/metrics").text:
+        assert time.monotonic() < deadline, f"the queue never held {sentences} sentences"
+        time.sleep(0.05)
+
+
 def alone(checkpoint: Path, tmp_path: Path, beam: int) -> list[str]:
     """`seq2seq-translate --batch-size 1` over SOURCES: each sentence decoded on its own."""
     source, output = tmp_path / "sources.txt", tmp_path / f"alone-{beam}.txt"
@@ -204,11 +212,10 @@ def test_bad_requests_get_a_json_error_naming_the_field_and_the_limit(tiny_check
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint, tmp_path) -> None:
     """The first request waits for company (a long --max-wait-ms); the second would overflow the queue."""
-    queue = ["--max-queue", "4", "--max-request-sentences", "4", "--max-wait-ms", "3000"]
+    queue = ["--max-queue", "4", "--max-request-sentences", "4", "--max-wait-ms", "5000"]
     with serving(tiny_checkpoint("masking"), tmp_path, *queue) as server, ThreadPoolExecutor(1) as pool:
         first = pool.submit(httpx.post, f"{server.url}/translate", json={"text": SOURCES[:3]}, timeout=60)
-        while "seq2seq_queue_depth 3.0" not in httpx.get(f"{server.url}/metrics").text:
-            time.sleep(0.05)
+        queued(server.url, 3)
         refused = httpx.post(f"{server.url}/translate", json={"text": SOURCES[3:5]})
         assert first.result().status_code == 200
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1", refused.text
@@ -216,7 +223,7 @@ def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint, tmp_path) ->
 
 
 def test_sigterm_finishes_the_requests_in_flight_then_exits_0(tiny_checkpoint, tmp_path) -> None:
-    with serving(tiny_checkpoint("masking"), tmp_path, "--max-wait-ms", "1500") as server:
+    with serving(tiny_checkpoint("masking"), tmp_path, "--max-wait-ms", "5000") as server:
         answers: list[httpx.Response] = []
         clients = [
             threading.Thread(
@@ -228,8 +235,7 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(tiny_checkpoint, t
         ]
         for client in clients:
             client.start()
-        while "seq2seq_queue_depth 4.0" not in httpx.get(f"{server.url}/metrics").text:
-            time.sleep(0.05)
+        queued(server.url, 4)
         server.process.send_signal(signal.SIGTERM)
         for client in clients:
             client.join(60)

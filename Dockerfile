@@ -1,6 +1,9 @@
 # Training image. Default: CUDA build of torch (PyPI's Linux wheels bundle the CUDA runtime).
 #   docker build -t seq2seq .
 #   docker run --gpus all seq2seq device=gpu
+# The translation server from the same image (the checkpoint mounted, the port published):
+#   docker run -p 8000:8000 -v "$PWD/outputs:/app/outputs" --entrypoint seq2seq-serve seq2seq \
+#       --checkpoint outputs/RUN/checkpoints/best.ckpt --host 0.0.0.0 --port 8000
 # CPU-only variant:
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t seq2seq:cpu .
 ARG PYTHON_VERSION=3.11
@@ -20,7 +23,7 @@ RUN python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSI
 COPY --chown=seq2seq:seq2seq pyproject.toml README.md requirements.lock ./
 COPY --chown=seq2seq:seq2seq seq2seq ./seq2seq
 COPY --chown=seq2seq:seq2seq hydra_plugins ./hydra_plugins
-RUN python -m pip install -c requirements.lock -e ".[wandb,tensorboard,sweep]"
+RUN python -m pip install -c requirements.lock -e ".[wandb,tensorboard,sweep,serve]"
 COPY --chown=seq2seq:seq2seq conf ./conf
 COPY --chown=seq2seq:seq2seq data ./data
 COPY --chown=seq2seq:seq2seq scripts ./scripts

@@ -391,3 +391,29 @@ def test_pad_compute_benchmark(tmp_path: Path, split: str) -> None:
     assert row["corpus"] == "bundled" and row["split"] == split and row["batches"] == 3
     # Pads cost less than their share. A 1,000-pair test split has too few pairs per length to bucket finely.
     assert 0 < row["pad_compute_fraction"] < row["pad_fraction"] < (0.1 if split == "train" else 0.3)
+
+
+def test_serve_load_benchmark_measures_both_batchings_and_the_soak(tiny_checkpoint, tmp_path: Path) -> None:
+    out = tmp_path / "serve.json"
+    run_benchmark(
+        "benchmarks/serve_load.py",
+        *(
+            "--checkpoint",
+            str(tiny_checkpoint("masking")),
+            "--clients",
+            "1",
+            "4",
+            "--one-sentence-clients",
+            "4",
+        ),
+        *("--seconds", "2", "--soak-clients", "2", "--soak-seconds", "2", "--threads", "1"),
+        *("--out", str(out), "--docs", str(tmp_path)),
+    )
+    result = json.loads(out.read_text())
+    rows = {(row["batching"], row["clients"]): row for row in result["rows"]}
+    assert set(rows) == {("dynamic", 1), ("dynamic", 4), ("one sentence", 4)}
+    assert all(row["errors"] == 0 and row["sentences_per_s"] > 0 for row in rows.values())
+    assert rows[("one sentence", 4)]["mean_batch"] == 1.0  # --max-tokens 1: never two sentences in a batch
+    assert rows[("dynamic", 1)]["p50_ms"] <= rows[("dynamic", 1)]["p99_ms"]
+    assert result["soak"]["rss_start_mb"] > 0 and result["soak"]["errors"] == 0
+    assert result["alone_ms"]["p50"] > 0 and (tmp_path / "serve_load.png").stat().st_size > 0

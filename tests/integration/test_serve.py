@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from seq2seq.cli.translate import main as translate_main
 from seq2seq.config import PROJECT_ROOT
@@ -94,6 +95,16 @@ def queued(url: str, sentences: int) -> None:
     while f"seq2seq_queue_depth {sentences:.1f}" not in httpx.get(f"{url}/metrics").text:
         assert time.monotonic() < deadline, f"the queue never held {sentences} sentences"
         time.sleep(0.05)
+
+
+def samples(text: str) -> dict[str, float]:
+    """/metrics read with Prometheus' own text parser: `name{label="value",...}` -> value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return found
 
 
 def alone(checkpoint: Path, tmp_path: Path, beam: int) -> list[str]:
@@ -202,12 +213,13 @@ def test_bad_requests_get_a_json_error_naming_the_field_and_the_limit(tiny_check
             assert error["field"] == field and words in error["message"], (body[:60], error)
         ok = httpx.post(f"{server.url}/translate", json={"text": SOURCES[0], "n_best": 2, "beam_size": 2})
         assert ok.status_code == 200 and len(ok.json()["translations"][0]["hypotheses"]) == 2
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = samples(httpx.get(f"{server.url}/metrics").text)
         assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
         assert "TranslateRequest" in httpx.get(f"{server.url}/openapi.json").text
         assert httpx.get(f"{server.url}/docs").status_code == 200
-    assert 'seq2seq_requests_total{route="/translate",status="422"} 7.0' in metrics
-    assert 'seq2seq_requests_total{route="/translate",status="200"} 1.0' in metrics
+    assert metrics['seq2seq_requests_total{route="/translate",status="422"}'] == 7
+    assert metrics['seq2seq_requests_total{route="/translate",status="200"}'] == 1
+    assert metrics['seq2seq_requests_total{route="/translate",status="413"}'] == 2
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint, tmp_path) -> None:

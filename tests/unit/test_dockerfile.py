@@ -62,6 +62,11 @@ def test_runs_as_non_root_with_train_py_as_entry_point() -> None:
     assert re.search(r'^ENTRYPOINT \["python", "train.py"\]$', DOCKERFILE, flags=re.MULTILINE)
 
 
+def test_the_image_installs_the_server_and_says_how_to_start_it() -> None:
+    assert re.search(r'-e "\.\[[^"]*\bserve\b[^"]*\]"', DOCKERFILE)
+    assert "--entrypoint seq2seq-serve" in DOCKERFILE and "--host 0.0.0.0" in DOCKERFILE
+
+
 def test_dockerignore_keeps_corpora_outputs_and_runs_out() -> None:
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     for entry in ("data/*", "outputs", "multirun", "wandb", "lightning_logs", ".git"):

@@ -1,0 +1,259 @@
+"""How seq2seq-serve holds up under load: sentences/s and latency at 1-128 concurrent clients, on loopback.
+
+Starts `seq2seq-serve` on the checkpoint, then runs closed-loop asyncio clients (each sends one test
+sentence per request, waits for the answer, sends the next) for `--seconds` at each client count:
+once with dynamic batching (the server's defaults) and once with `--max-tokens 1`, one sentence per
+batch. Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
+start and end. The baseline is `Translator.translate` on one sentence in this process, before any
+server starts: the model call `seq2seq-translate` makes for a sentence alone.
+
+    python benchmarks/serve_load.py --checkpoint CKPT --corpus ../shared/data/tatoeba-deu-eng --langs de en
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import httpx
+import torch
+from common import RESULTS, machine, write_json
+from prometheus_client.parser import text_string_to_metric_families
+
+from seq2seq.config import PROJECT_ROOT
+from seq2seq.data.corpus import read_parallel
+from seq2seq.inference.translator import Translator
+from seq2seq.training.checkpoint import load_checkpoint
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument(
+        "--corpus", type=Path, default=PROJECT_ROOT / "data" / "bundled", help="its test split"
+    )
+    parser.add_argument("--langs", nargs=2, default=["src", "tgt"])
+    parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32, 128])
+    parser.add_argument(
+        "--one-sentence-clients", nargs="*", type=int, default=[1, 32], help="with --max-tokens 1"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="per client count")
+    parser.add_argument("--soak-clients", type=int, default=32)
+    parser.add_argument("--soak-seconds", type=float, default=600.0, help="0: no soak")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
+    parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs", help="where serve_load.png goes")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    sentences = [s for s in read_parallel(args.corpus, "test", *args.langs).src if s.strip()]
+    torch.set_num_threads(args.threads)
+    result = {"checkpoint": str(args.checkpoint), "beam_size": args.beam_size, "threads": args.threads}
+    result |= {"machine": machine(), "alone_ms": alone_ms(args, sentences)}
+    result["rows"] = []
+    print(f"one sentence alone (Translator.translate): p50 {result['alone_ms']['p50']:.1f} ms")
+    print(
+        f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6}"
+    )
+    for mode, counts, options in (
+        ("dynamic", args.clients, []),
+        ("one sentence", args.one_sentence_clients, ["--max-tokens", "1"]),
+    ):
+        with serving(args, options) as server:
+            for clients in counts:
+                row = {"batching": mode, "clients": clients} | server.load(clients, args.seconds, sentences)
+                result["rows"].append(row)
+                print_row(row)
+                write_json(args.out, result)
+    if args.soak_seconds > 0:
+        with serving(args, []) as server:
+            start_mb = server.rss_mb()
+            soak = server.load(args.soak_clients, args.soak_seconds, sentences)
+            result["soak"] = soak | {
+                "clients": args.soak_clients,
+                "rss_start_mb": start_mb,
+                "rss_end_mb": server.rss_mb(),
+            }
+        print(
+            f"soak: {result['soak']['rss_start_mb']:.0f} -> {result['soak']['rss_end_mb']:.0f} MB, {soak['errors']} errors"
+        )
+    write_json(args.out, result)
+    plot(result, args.docs / "serve_load.png")
+
+
+def alone_ms(args: argparse.Namespace, sentences: list[str]) -> dict[str, float]:
+    """Milliseconds of `Translator.translate` on one sentence at a time (200 sentences, after 5 untimed)."""
+    loaded = load_checkpoint(args.checkpoint)
+    translator = Translator(loaded.net, loaded.vocabs, "cpu", batch_size=1)
+    chosen = random.Random(args.seed).sample(sentences, min(205, len(sentences)))
+    times = []
+    for i, sentence in enumerate(chosen):
+        start = time.perf_counter()
+        translator.translate([sentence], args.beam_size)
+        if i >= 5:
+            times.append(1000 * (time.perf_counter() - start))
+    return {"p50": statistics.median(times), "mean": statistics.fmean(times)}
+
+
+@contextmanager
+def serving(args: argparse.Namespace, options: list[str]) -> Iterator[Server]:
+    """A started `Server`, stopped afterwards."""
+    with tempfile.TemporaryFile("w+") as log:
+        server = Server(args, options, log)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+class Server:
+    """`seq2seq-serve` in a subprocess on a free loopback port; `start` returns once /ready answers 200."""
+
+    def __init__(self, args: argparse.Namespace, options: list[str], log: IO[str]) -> None:
+        self.log = log  # the server's output, shown if it fails to start
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url, self.args = f"http://127.0.0.1:{self.port}", args
+        self.command = [
+            sys.executable, "-m", "seq2seq.cli.serve", "--checkpoint", str(args.checkpoint), "--port", str(self.port),
+            "--threads", str(args.threads), "--max-queue", "100000", *options,
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.log.seek(0)
+                raise SystemExit(f"error: seq2seq-serve did not start: {self.log.read()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def rss_mb(self) -> float:
+        """The server's resident memory."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def batches(self) -> tuple[float, float]:
+        """(batches decoded, sentences in them) so far, from /metrics."""
+        text = httpx.get(f"{self.url}/metrics").text
+        found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        return found["seq2seq_batch_sentences_count"], found["seq2seq_batch_sentences_sum"]
+
+    def load(self, clients: int, seconds: float, sentences: list[str]) -> dict[str, float]:
+        """`clients` closed-loop clients for `seconds`: sentences/s, latency percentiles, errors, mean batch."""
+        before = self.batches()
+        latencies, errors = asyncio.run(closed_loop(self.url, clients, seconds, sentences, self.args))
+        after = self.batches()
+        ordered = sorted(latencies)
+
+        def percentile(share: float) -> float:
+            return (
+                1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+            )
+
+        batches, batched = after[0] - before[0], after[1] - before[1]
+        return {
+            "seconds": seconds,
+            "sentences": len(latencies),
+            "sentences_per_s": len(latencies) / seconds,
+            "p50_ms": percentile(0.50),
+            "p95_ms": percentile(0.95),
+            "p99_ms": percentile(0.99),
+            "errors": errors,
+            "mean_batch": batched / batches if batches else float("nan"),
+        }
+
+
+async def closed_loop(
+    url: str, clients: int, seconds: float, sentences: list[str], args: argparse.Namespace
+) -> tuple[list[float], int]:
+    """Each client sends a random test sentence, waits for its answer, and sends the next, until the time is up."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(rng: random.Random, http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                response = await http.post(
+                    f"{url}/translate", json={"text": rng.choice(sentences), "beam_size": args.beam_size}
+                )
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors += 1
+
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await asyncio.gather(*(client(random.Random(args.seed + i), http) for i in range(clients)))
+    return latencies, errors
+
+
+def print_row(row: dict) -> None:
+    print(
+        f"{row['batching']:<13} {row['clients']:>7} {row['sentences_per_s']:>8.1f} {row['p50_ms']:>8.0f} "
+        f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['errors']:>6} {row['mean_batch']:>6.1f}",
+        flush=True,
+    )
+
+
+def plot(result: dict, path: Path) -> None:
+    """Sentences/s and p95 latency against clients, dynamic batching against one sentence per batch."""
+    import matplotlib.pyplot as plt
+    from plots import save
+
+    figure, (rate, latency) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for mode, style in (("dynamic", "o-"), ("one sentence", "s--")):
+        rows = [r for r in result["rows"] if r["batching"] == mode]
+        clients = [r["clients"] for r in rows]
+        rate.plot(clients, [r["sentences_per_s"] for r in rows], style, label=mode)
+        latency.plot(clients, [r["p95_ms"] for r in rows], style, label=mode)
+    for axis, label in ((rate, "sentences / s"), (latency, "p95 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    rate.legend(fontsize=8)
+    figure.suptitle(f"seq2seq-serve, beam {result['beam_size']}, {result['threads']} threads", fontsize=10)
+    figure.tight_layout()
+    save(figure, path)
+
+
+if __name__ == "__main__":
+    main()

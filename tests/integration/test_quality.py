@@ -5,7 +5,8 @@ every option learn?") so that float rounding on another CPU cannot trip them, an
 model that does not learn gets: the attention encoder scored 4 BLEU here before issue 12.
 Deterministic, not timed. The attention encoder's 2-epoch point is the middle of its learning, where
 rounding alone moved one run by 15 BLEU (seed 1234: 90.6 with PyTorch's per-parameter Adam,
-75.8 with the fused kernel; seeds 7 and 42: 93-96 with either); after 3 epochs seed 1234 reaches 92.1.
+75.8 with the fused kernel; seeds 7 and 42: 93-96 with either); after 3 epochs seed 1234 reaches 92.1
+on a 2-core AMD EPYC and 83.4 on a 2-core Intel Xeon (the same code and seed), so its floor is 75.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ pytestmark = pytest.mark.slow
 
 # encoder -> (overrides, epochs, validation BLEU floor). Validation BLEU measured: bi-LSTM 95.0 and bi-GRU
 # with a GRU decoder 91.9 after 2 epochs with param_init=0.1 (94.9 and 90.1 with PyTorch's init, before
-# issue 24); attention (Transformer, dot-product attention in the decoder, PyTorch's init) 92.1 after 3.
+# issue 24); attention (Transformer, dot-product attention in the decoder, PyTorch's init) 92.1 after 3
+# (83.4 on an Intel Xeon: the recipe's early learning still hangs on rounding, issue 24).
 FLOORS = {
     "lstm": ([], 2, 85.0),
     "gru": (["encoder=gru", "decoder=gru"], 2, 80.0),
-    "attention": (["encoder=attention"], 3, 85.0),
+    "attention": (["encoder=attention"], 3, 75.0),
 }
 
 

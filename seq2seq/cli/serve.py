@@ -12,6 +12,7 @@ import torch
 from seq2seq.cli.common import run_command
 from seq2seq.errors import InputError
 from seq2seq.inference.translator import Translator
+from seq2seq.serving.batcher import model_thread
 from seq2seq.serving.limits import Limits
 from seq2seq.training.checkpoint import load_checkpoint
 
@@ -66,10 +67,10 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1; got {args.threads}")
-    torch.set_num_threads(args.threads)
-    loaded = load_checkpoint(args.checkpoint, args.device)
-    note = exact_padding(loaded.net)  # logged once the server is ready
     limits = Limits(**{name: getattr(args, name) for name in Limits.__dataclass_fields__})
+    worker = model_thread(args.threads)
+    loaded = worker.submit(load_checkpoint, args.checkpoint, args.device).result()
+    note = exact_padding(loaded.net)  # logged once the server is ready
     translator = Translator(loaded.net, loaded.vocabs, args.device, batch_size=limits.max_tokens)
     stopped: list[str] = []
     # uvicorn stops on SIGTERM or SIGINT once every request in flight is answered, then raises the signal
@@ -77,7 +78,8 @@ def serve(args: argparse.Namespace) -> None:
     # stop is a clean one (exit 0, no KeyboardInterrupt traceback).
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, frame: stopped.append(signal.Signals(received).name))
-    uvicorn.run(create_app(translator, limits, note), host=args.host, port=args.port, log_level="info")
+    app = create_app(translator, limits, note, worker)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     log.info("stopped%s after answering every request in flight", f" by {stopped[0]}" if stopped else "")
 
 

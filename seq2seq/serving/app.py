@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ class Served:
     limits: Limits
     note: str
     metrics: Metrics
+    worker: ThreadPoolExecutor | None = None
     batcher: Batcher | None = None
     ready: bool = False
 
@@ -71,16 +73,18 @@ class Served:
         )
 
 
-def create_app(translator: Translator, limits: Limits, strategy_note: str = "") -> FastAPI:
-    """The app serving `translator`, whose net decodes with an exact strategy (`exact_padding`)."""
+def create_app(
+    translator: Translator, limits: Limits, strategy_note: str = "", worker: ThreadPoolExecutor | None = None
+) -> FastAPI:
+    """The app serving `translator`, whose net decodes with an exact strategy (`exact_padding`), in `worker`
+    (the thread that loaded it, `batcher.model_thread`)."""
     app = FastAPI(
         title="seq2seq translation server",
         description="Translations that never depend on which other requests share a batch.",
         lifespan=lifespan,
     )
-    served = Served(
-        translator, limits, strategy_note, Metrics(lambda: served.batcher.depth if served.batcher else 0)
-    )
+    metrics = Metrics(lambda: served.batcher.depth if served.batcher else 0)
+    served = Served(translator, limits, strategy_note, metrics, worker)
     app.state.served = served
     app.include_router(router)
     app.middleware("http")(count_requests)
@@ -94,7 +98,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     served: Served = app.state.served
     limits = served.limits
     served.batcher = Batcher(
-        served.decode, limits.max_tokens, limits.max_wait_ms, limits.max_queue, served.metrics.batch
+        served.decode,
+        limits.max_tokens,
+        limits.max_wait_ms,
+        limits.max_queue,
+        served.metrics.batch,
+        served.worker,
     )
     served.batcher.start()
     await served.batcher.translate(

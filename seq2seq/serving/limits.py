@@ -17,7 +17,7 @@ class Limits:
     max_beam: int = 16
     max_queue: int = 4096  # sentences waiting for a batch
     max_tokens: int = 4096  # padded source pieces per batch
-    max_wait_ms: float = 10.0
+    max_wait_ms: float = 2.0  # an idle server answers a sentence alone at most this much later
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -13,7 +13,7 @@ from seq2seq.data.corpus import CorpusError, read_lines
 from seq2seq.errors import exit_with, user_error
 from seq2seq.files import atomic_write_bytes
 from seq2seq.inference.translator import Translator
-from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
+from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
 from seq2seq.training.checkpoint import load_checkpoint
 
 
@@ -23,7 +23,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_alphas: bool = 
         "--checkpoint", required=True, type=Path, help="a .ckpt written by train.py (self-contained)"
     )
     parser.add_argument(
-        "--beam-size", type=int, default=5, help="beams per sentence; 1 is greedy search (default 5)"
+        "--beam-size",
+        type=int,
+        default=DEFAULT_BEAM_SIZE,
+        help=f"beams per sentence; 1 is greedy search (default {DEFAULT_BEAM_SIZE})",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     parser.add_argument(

@@ -11,6 +11,7 @@ from seq2seq.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.errors import InputError
 from seq2seq.models.seq2seq import Seq2Seq
 
+DEFAULT_BEAM_SIZE = 5  # the beam of seq2seq-translate, seq2seq-evaluate and seq2seq-serve unless chosen
 DEFAULT_ALPHA = 1.0  # the length penalty users get unless they choose one (measured: README, "Beam search")
 # A sentence of S source tokens produces at most MAX_LEN_A * S + MAX_LEN_B tokens (training's evaluation,
 # the CLI flags and conf/model/seq2seq.yaml all take these).

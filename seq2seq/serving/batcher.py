@@ -29,9 +29,8 @@ def model_thread(threads: int) -> ThreadPoolExecutor:
     """The single thread that runs every torch operation of the server: loading the model and each batch.
 
     On PyTorch's OpenMP backend every thread that runs parallel operations gets a team of its own, and
-    two teams on the same cores slow each other down: measured on 2 cores, a Tatoeba sentence took
-    62 ms in beam 5 where the event loop's thread had loaded the model, against 30 ms when this thread
-    had loaded it too (and 29 ms in a plain script).
+    two teams on the same cores slow each other down: loaded in the event loop's thread and decoded in
+    another, a model ran at about half speed (measured: README, "Serve").
     """
     return ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="model", initializer=torch.set_num_threads, initargs=(threads,)

@@ -12,7 +12,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from seq2seq.inference.translator import Translator
-from seq2seq.models.search import DEFAULT_ALPHA
+from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE
 from seq2seq.serving.batcher import Settings
 from seq2seq.serving.limits import Limits
 
@@ -23,7 +23,7 @@ class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: StrictStr | list[StrictStr] = Field(description="a sentence, or a list of sentences")
-    beam_size: StrictInt = Field(5, description="beams per sentence; 1 is greedy search")
+    beam_size: StrictInt = Field(DEFAULT_BEAM_SIZE, description="beams per sentence; 1 is greedy search")
     n_best: StrictInt = Field(1, description="hypotheses returned per sentence, best first")
     alpha: StrictFloat | StrictInt = Field(DEFAULT_ALPHA, description="length penalty exponent; 0: none")
 

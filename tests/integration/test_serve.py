@@ -151,30 +151,28 @@ def under_load(url: str, beam: int, seed: int) -> list[str]:
     return [answers[i] for i in range(len(SOURCES))]
 
 
-@pytest.mark.parametrize("name", ["masking", "masking_outputs"])
+@pytest.mark.parametrize("name", ["masking", "masking_outputs", "naive_sharp"])
 def test_answers_under_concurrent_load_equal_each_sentence_translated_alone(
     name, tiny_checkpoint, tmp_path
 ) -> None:
     """Byte for byte what `seq2seq-translate --batch-size 1` gives, whoever shares the batch; a checkpoint of a
-    strategy that is not exact (masking_outputs) is served with state_reset, and the log says so."""
+    strategy that is not exact (masking_outputs, naive) is served with state_reset, and the log says so."""
     checkpoint = tiny_checkpoint(name)
     with serving(checkpoint, tmp_path, "--max-wait-ms", "20") as server:
         for beam in (1, 5):
             expected = alone(checkpoint, tmp_path, beam)
             assert under_load(server.url, beam, seed=beam) == expected
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = samples(httpx.get(f"{server.url}/metrics").text)
         log = server.text()
-    batched = [line for line in metrics.splitlines() if line.startswith("seq2seq_batch_sentences_count")]
-    served = [line for line in metrics.splitlines() if line.startswith("seq2seq_sentences_total")]
-    assert float(served[0].split()[-1]) >= 2 * len(SOURCES)
-    assert float(batched[0].split()[-1]) < 2 * len(SOURCES)  # sentences did share batches
+    assert metrics["seq2seq_sentences_total"] >= 2 * len(SOURCES)
+    assert metrics["seq2seq_batch_sentences_count"] < 2 * len(SOURCES)  # sentences did share batches
+    assert metrics["seq2seq_batch_pad_fraction_count"] == metrics["seq2seq_batch_sentences_count"]
+    assert 0 <= metrics["seq2seq_batch_pad_fraction_sum"] < metrics["seq2seq_batch_pad_fraction_count"]
     if name == "masking":
         assert "checkpoint's own padding strategy, MaskingStrategy(), which is exact" in log
     else:
-        assert (
-            "trained with MaskingOutputsStrategy(), which is not exact: decoding with StateResetStrategy()"
-            in log
-        )
+        trained = {"masking_outputs": "MaskingOutputsStrategy()", "naive_sharp": "NaiveStrategy()"}[name]
+        assert f"trained with {trained}, which is not exact: decoding with StateResetStrategy()" in log
 
 
 BAD_REQUESTS = [  # body, status, field, words of the message

@@ -7,6 +7,7 @@ would. `metadata` writes it and `read_checkpoint` / `load_checkpoint` read it; n
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,22 +19,40 @@ from seq2seq.data.vocab import Vocab, Vocabs
 from seq2seq.errors import InputError
 from seq2seq.models.seq2seq import Seq2Seq
 
+log = logging.getLogger(__name__)
+
 
 class CheckpointError(InputError):
     """A checkpoint is missing, unreadable or not one of ours; the message says what to do."""
 
 
-def metadata(config: dict | None, vocabs: Vocabs | None, rng: dict) -> dict:
-    """The checkpoint's `seq2seq` section: run config, sentencepiece models (bytes) and random states."""
+def metadata(config: dict | None, vocabs: Vocabs | None, rng_by_rank: list[dict]) -> dict:
+    """The checkpoint's `seq2seq` section: run config, sentencepiece models (bytes) and random states.
+
+    `rng` is rank 0's random states (as checkpoints have always held them), `rng_by_rank` every rank's.
+    """
     saved = {}
     if vocabs is not None:
         saved = {"src": vocabs.src.model_bytes, "tgt": vocabs.tgt.model_bytes, "joint": vocabs.joint}
-    return {"config": config, "vocabs": saved, "rng": rng}
+    return {"config": config, "vocabs": saved, "rng": rng_by_rank[0], "rng_by_rank": rng_by_rank}
 
 
-def saved_rng(checkpoint: dict) -> dict | None:
-    """The random states a checkpoint saved, if any (checkpoints from before they were saved have none)."""
-    return checkpoint.get("seq2seq", {}).get("rng")
+def saved_rng(checkpoint: dict, rank: int = 0, world_size: int = 1) -> dict | None:
+    """The random states a checkpoint saved for `rank`, if any (checkpoints from before they were saved
+    have none). A run of another world size than the saved one gets rank 0's, as before ranks had their own:
+    it trains on, though not with the dropout masks the saved run would have drawn."""
+    section = checkpoint.get("seq2seq", {})
+    by_rank = section.get("rng_by_rank")
+    if by_rank and len(by_rank) == world_size:
+        return by_rank[rank]
+    if by_rank and world_size > 1:
+        log.warning(
+            "the checkpoint holds the random states of %d rank(s), this run has %d: every rank resumes with "
+            "rank 0's, so dropout masks differ from those of an uninterrupted run",
+            len(by_rank),
+            world_size,
+        )
+    return section.get("rng")
 
 
 def saved_vocabs(checkpoint: dict) -> Vocabs:

@@ -18,7 +18,7 @@ from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.training.checkpoint import metadata, saved_rng
 from seq2seq.training.metrics import corpus_bleu, exact_match
-from seq2seq.training.rng import rng_state, set_rng_state
+from seq2seq.training.rng import every_rank_rng_state, set_rng_state
 from seq2seq.training.schedule import RunBudget
 
 SPLIT_OF_STAGE = {"val": "valid", "test": "test"}
@@ -219,8 +219,10 @@ class Seq2SeqModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Everything needed to rebuild the model and its tokenisation travels inside the checkpoint, and the
         # random states: a run resumed from this checkpoint draws the dropout masks the uninterrupted run would.
-        checkpoint["seq2seq"] = metadata(self.run_config, self.vocabs, rng_state())
+        checkpoint["seq2seq"] = metadata(self.run_config, self.vocabs, every_rank_rng_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.trainer.state.fn == "fit" and (rng := saved_rng(checkpoint)):
+        if self.trainer.state.fn != "fit":
+            return
+        if rng := saved_rng(checkpoint, self.trainer.global_rank, self.trainer.world_size):
             set_rng_state(rng)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def rng_state() -> dict[str, Any]:
@@ -32,3 +33,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def every_rank_rng_state() -> list[dict[str, Any]]:
+    """`rng_state` of every rank of a distributed run, in rank order (one entry outside one).
+
+    Each rank draws its own dropout masks, so a resumed rank needs its own states back, not rank 0's.
+    A collective: every rank must call it, as every rank builds the checkpoint Lightning saves.
+    """
+    mine = rng_state()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return [mine]
+    gathered: list[dict[str, Any] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    return [state for state in gathered if state is not None]

@@ -21,7 +21,7 @@ def test_the_section_written_reads_back_the_same_vocabularies_config_and_random_
 ) -> None:
     vocabs = build_vocabs(SRC, TGT, tmp_path / "cache", vocab_size=40, model_type="bpe", joint=joint)
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": {}, "seq2seq": metadata({"seed": 7}, vocabs, {"torch": [1, 2]})}, path)
+    torch.save({"state_dict": {}, "seq2seq": metadata({"seed": 7}, vocabs, [{"torch": [1, 2]}])}, path)
     checkpoint = read_checkpoint(path)
     loaded = saved_vocabs(checkpoint)
     assert loaded.joint == joint
@@ -34,6 +34,15 @@ def test_the_section_written_reads_back_the_same_vocabularies_config_and_random_
 
 def test_a_checkpoint_from_before_random_states_were_saved_has_none() -> None:
     assert saved_rng({"seq2seq": {"config": {}, "vocabs": {}}}) is None
+
+
+def test_each_rank_resumes_with_its_own_random_states_and_another_world_size_with_rank_0s() -> None:
+    checkpoint = {"seq2seq": metadata({}, None, [{"torch": [0]}, {"torch": [1]}])}
+    assert [saved_rng(checkpoint, rank, 2) for rank in (0, 1)] == [{"torch": [0]}, {"torch": [1]}]
+    assert saved_rng(checkpoint, 2, 4) == saved_rng(checkpoint) == {"torch": [0]}
+    # A checkpoint from before every rank's states were saved: rank 0's for every rank, as then.
+    old = {"seq2seq": {"config": {}, "vocabs": {}, "rng": {"torch": [0]}}}
+    assert saved_rng(old, 1, 2) == {"torch": [0]}
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,12 @@ class Preempted(Seq2SeqError):
     exit_code = 75
 
 
+class LostRank(Seq2SeqError):
+    """A rank of a distributed run died or stopped answering; the others gave up. EX_UNAVAILABLE."""
+
+    exit_code = 69
+
+
 class DiskFull(Seq2SeqError):
     """The disk filled up while a file was written; the previous file was kept. EX_IOERR."""
 

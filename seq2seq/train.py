@@ -21,6 +21,7 @@ from seq2seq.files import atomic_write_bytes
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
 from seq2seq.training.console import quiet_lightning
+from seq2seq.training.distributed import log_files_on_rank_zero, lost_rank_error
 from seq2seq.training.resume import check_resumable, checkpoint_to_resume
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
         The results dictionary (metric name -> value).
     """
     started = time.perf_counter()
+    log_files_on_rank_zero()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
@@ -86,7 +88,13 @@ def _fit_and_evaluate(
     resume_from: Path | None,
 ) -> dict[str, float | int | str | None]:
     """Fits, then evaluates the kept model on valid (and test); the metrics plus padding and step totals."""
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except Exception as raised:  # a failed collective of a multi-node run: name the rank that was lost
+        lost = lost_rank_error(raised, trainer)
+        if lost is None:
+            raise
+        raise lost from raised
     checkpoint = trainer.checkpoint_callback
     best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
     # Report the model that is kept: the best checkpoint, or the final weights if none was saved. A loop

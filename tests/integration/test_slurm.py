@@ -1,11 +1,10 @@
 """`python train.py -m hydra/launcher=slurm` against a real SLURM cluster (scripts/slurm/local_cluster.sh).
 
-Skipped when no cluster answers `sinfo`; `.ci/run` starts the local single-node cluster so that CI runs them.
+Skipped when no cluster answers `sinfo`; `.ci/run` starts the local cluster (two nodes) so that CI runs them.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from slurm_jobs import ACTIVE, follow_preemption, job_states_by_id, logged_steps
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -143,13 +143,6 @@ def test_a_cancelled_job_is_reported_as_failed_not_waited_for(tmp_path: Path, ca
     assert job_states(name)[job_id].startswith("CANCELLED")
 
 
-def wait_for(condition, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, cache_dir: Path) -> None:
     """sbatch a training run, send it the pre-timeout signal (USR1): it saves, requeues, and the rerun finishes it."""
     run_dir, script = tmp_path / "run", tmp_path / "job.sh"
@@ -163,77 +156,10 @@ def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, c
         ["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True
     ).stdout.strip()
     log = tmp_path / f"out-{job}.log"
-
-    def logged(text: str) -> bool:
-        return log.exists() and text in log.read_text(errors="replace")
-
-    try:
-        wait_for(lambda: logged("checkpoint after the current step and exit"), "training to start", 300)
-        subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
-        wait_for(lambda: logged(f"scontrol requeue {job}: done"), "the job to requeue itself", 120)
-        # Why it stopped is logged before the requeue: SLURM then ends the job's processes, in a CI run
-        # before the closing `error:` line was printed.
-        text = log.read_text(errors="replace")
-        assert -1 < text.find("Stopped by SIGUSR1 after step") < text.find(f"scontrol requeue {job}: done"), (
-            text[-3000:]
-        )
-        # SLURM holds a requeued job for a while (BeginTime); let it start in 2 s, not at once: slurmd
-        # rejects a launch credential made in the same second as the revoked one of the first run
-        # ("Killing non-startable batch job: Job credential revoked"; it ended a CI run this way).
-        wait_for(
-            lambda: (
-                "PENDING"
-                in subprocess.run(
-                    ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
-                ).stdout
-            ),
-            "the requeued job to pend",
-            60,
-        )
-        subprocess.run(
-            ["scontrol", "update", f"jobid={job}", "StartTime=now+2"], capture_output=True, check=False
-        )
-        # Follow the rerun through its log and the queue: the accounting database can still report the
-        # first attempt for a while (a CI run once read FAILED there and cancelled the rerun unstarted).
-        wait_for(lambda: logged(f"resuming from {run_dir}/checkpoints/last.ckpt"), "the rerun to start", 300)
-        wait_for(lambda: queue_state(job) not in ACTIVE, "the rerun to finish", 600)
-        recorded = time.monotonic() + 60  # then the assertion below shows the log
-        while job_states_by_id(job) != "COMPLETED" and time.monotonic() < recorded:
-            time.sleep(0.5)
-    finally:
-        subprocess.run(["scancel", job], check=False)
+    follow_preemption(job, log, run_dir, signal_batch_step=True)
     assert job_states_by_id(job) == "COMPLETED", log.read_text()[-3000:]
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 300
-    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")]
-    assert steps == list(range(300))  # the two attempts together log every step once
-
-
-ACTIVE = {
-    "PENDING",
-    "CONFIGURING",
-    "RUNNING",
-    "COMPLETING",
-    "REQUEUED",
-    "REQUEUE_HOLD",
-    "RESIZING",
-    "SUSPENDED",
-}
-
-
-def queue_state(job: str) -> str:
-    """The job's state as squeue shows it ("" once it has left the queue)."""
-    done = subprocess.run(
-        ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip()
-
-
-def job_states_by_id(job: str) -> str:
-    done = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
+    assert logged_steps(run_dir) == list(range(300))  # the two attempts together log every step once
 
 
 def test_a_slurm_array_prepares_shards_that_merge_into_the_corpus_training_maps(tmp_path: Path) -> None:

@@ -1,0 +1,87 @@
+"""A failed collective turned into the one-paragraph LostRank, and train.log kept to rank 0."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from seq2seq.training.distributed import Peer, PeerTable, log_files_on_rank_zero, lost_rank_error
+
+GLOO_CLOSED = (
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Read error [10.0.0.12]:4312: Connection reset by "
+    "peer. This is typically caused by a remote worker hanging or bugs in the application."
+)
+
+
+def trainer_of(peers: list[Peer], rank: int = 0, tmp_path=None) -> SimpleNamespace:
+    table = PeerTable()
+    table.peers, table.step = peers, 45
+    checkpoint = SimpleNamespace(dirpath=str(tmp_path), last_model_path="", best_model_path="")
+    return SimpleNamespace(
+        callbacks=[table],
+        world_size=len(peers),
+        global_rank=rank,
+        strategy=SimpleNamespace(_timeout=timedelta(seconds=60)),
+        checkpoint_callback=checkpoint,
+        default_root_dir=str(tmp_path),
+    )
+
+
+FOUR = [
+    Peer(0, "node1", "10.0.0.11"),
+    Peer(1, "node1", "10.0.0.11"),
+    Peer(2, "node2", "10.0.0.12"),
+    Peer(3, "node2", "10.0.0.12"),
+]
+
+
+def test_a_peer_address_in_gloos_message_names_the_ranks_of_that_host(tmp_path) -> None:
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    error = lost_rank_error(RuntimeError(GLOO_CLOSED), trainer_of(FOUR, rank=1, tmp_path=tmp_path))
+    assert error is not None
+    text = str(error)
+    assert text.startswith("lost rank 2 (host node2, 10.0.0.12), rank 3 (host node2, 10.0.0.12) at step 45:")
+    assert "(Read error [10.0.0.12]:4312: Connection reset by peer)" in text  # gloo's first sentence only
+    assert f"{tmp_path / 'last.ckpt'}" in text and "resume=true" in text and "(60 s here)" in text
+    assert "\n" not in text
+
+
+def test_a_timeout_without_an_address_says_a_rank_stopped_answering(tmp_path) -> None:
+    error = lost_rank_error(
+        RuntimeError("[pair.cc:598] Timed out waiting 60000ms for recv operation to complete"),
+        trainer_of(FOUR, tmp_path=tmp_path),
+    )
+    assert error is not None and str(error).startswith("a rank stopped answering at step 45")
+    assert "the last checkpoint of this run folder" in str(error)  # none saved yet
+
+
+@pytest.mark.parametrize("peers", [FOUR, FOUR[:1]], ids=["four ranks", "one process"])
+def test_other_errors_and_single_process_runs_are_left_as_they_are(peers, tmp_path) -> None:
+    assert lost_rank_error(ValueError("a bad value"), trainer_of(peers, tmp_path=tmp_path)) is None
+    if len(peers) == 1:
+        assert lost_rank_error(RuntimeError(GLOO_CLOSED), trainer_of(peers, tmp_path=tmp_path)) is None
+
+
+def test_train_log_gets_the_records_of_rank_zero_only(tmp_path, monkeypatch) -> None:
+    handler = logging.FileHandler(tmp_path / "train.log")
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        log_files_on_rank_zero()
+        log_files_on_rank_zero()  # idempotent: one filter
+        assert len(handler.filters) == 1
+        logger = logging.getLogger("seq2seq.test")
+        logger.setLevel(logging.INFO)
+        monkeypatch.setattr(rank_zero_only, "rank", 1, raising=False)
+        logger.info("from rank 1")
+        monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
+        logger.info("from rank 0")
+        handler.flush()
+        assert (tmp_path / "train.log").read_text() == "from rank 0\n"
+    finally:
+        root.removeHandler(handler)
+        handler.close()

@@ -6,11 +6,17 @@
 #       --checkpoint outputs/RUN/checkpoints/best.ckpt --host 0.0.0.0 --port 8000
 # CPU-only variant:
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t seq2seq:cpu .
+# Where no image can be pulled: a base made locally (scripts/docker/local_base.sh: Debian's python3 in a
+# debootstrap folder), and the torch wheel from a folder served on the build's network:
+#   docker build --network host --build-arg BASE_IMAGE=seq2seq-base:bookworm \
+#       --build-arg TORCH_FIND_LINKS=http://127.0.0.1:8765/ -t seq2seq:cpu .
 ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
+FROM ${BASE_IMAGE}
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://pypi.org/simple
+ARG TORCH_FIND_LINKS=
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # /app belongs to the runtime user: runs write outputs/ and the sentencepiece .cache/ there.
@@ -19,7 +25,8 @@ WORKDIR /app
 
 # The same install steps as .ci/run: torch pinned first, then the project with the locked versions
 # of its dependencies (requirements.lock, the versions CI tests).
-RUN python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+RUN python -m pip install --index-url "${TORCH_INDEX_URL}" ${TORCH_FIND_LINKS:+--find-links "$TORCH_FIND_LINKS"} \
+    "torch==${TORCH_VERSION}"
 COPY --chown=seq2seq:seq2seq pyproject.toml README.md requirements.lock ./
 COPY --chown=seq2seq:seq2seq seq2seq ./seq2seq
 COPY --chown=seq2seq:seq2seq hydra_plugins ./hydra_plugins

@@ -91,7 +91,7 @@ def _fit_and_evaluate(
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     except Exception as raised:  # a failed collective of a multi-node run: name the rank that was lost
-        lost = lost_rank_error(raised, trainer)
+        lost = lost_rank_error(raised, trainer)  # (or the preemption this rank was stopping for)
         if lost is None:
             raise
         raise lost from raised

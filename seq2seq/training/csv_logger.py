@@ -7,6 +7,7 @@ import os
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -43,9 +44,15 @@ class _ContinuingWriter(ExperimentWriter):
 
 
 class ContinuingCSVLogger(CSVLogger):
-    """`CSVLogger` whose `metrics.csv` survives a resume in the same run folder (see `_ContinuingWriter`)."""
+    """`CSVLogger` whose `metrics.csv` survives a resume in the same run folder (see `_ContinuingWriter`).
+
+    The writer exists on global rank 0 only, as Lightning's own (`rank_zero_experiment`): a writer on
+    every rank had each of them read and delete the file on resume, and a rank that lost that race
+    crashed the run (FileNotFoundError) or left rank 0 without the earlier rows.
+    """
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._experiment = _ContinuingWriter(log_dir=self.log_dir)

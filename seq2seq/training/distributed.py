@@ -28,7 +28,8 @@ import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from seq2seq.errors import LostRank
+from seq2seq.errors import LostRank, Preempted
+from seq2seq.training.preemption import PreemptionCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,15 @@ class PeerTable(L.Callback):
         self.step = trainer.global_step
 
 
-def lost_rank_error(error: BaseException, trainer: L.Trainer) -> LostRank | None:
-    """The one-paragraph `LostRank` behind a failed collective of a run of several ranks, else None."""
+def lost_rank_error(error: BaseException, trainer: L.Trainer) -> LostRank | Preempted | None:
+    """The one-paragraph `LostRank` behind a failed collective of a run of several ranks, else None.
+
+    A rank that had saved to stop on a signal (`PreemptionCheckpoint`) gets that `Preempted` instead:
+    every rank stops at the same step, and the first to exit ends the collectives of the others.
+    """
+    preemption = next((c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)), None)
+    if preemption is not None and (stop := preemption.saved_stop()) is not None:
+        return stop
     table = next((c for c in trainer.callbacks if isinstance(c, PeerTable)), None)
     if table is None or not table.peers or trainer.world_size < 2:
         return None

@@ -65,6 +65,11 @@ class PreemptionCheckpoint(L.Callback):
     ) -> None:
         self._stop_if_saved()
 
+    def saved_stop(self) -> Preempted | None:
+        """The stop this process has saved for and not raised yet: a failure on the way there (a rank that
+        stopped first ends the others' collectives) is that stop, not a new error."""
+        return Preempted(self._stopping) if self._stopping is not None else None
+
     def _stop_if_saved(self) -> None:
         # Raised a batch later than the save, so that Lightning has logged the saved step's metrics.
         if self._stopping is not None:

@@ -1,15 +1,19 @@
-"""A failed collective turned into the one-paragraph LostRank, and train.log kept to rank 0."""
+"""A failed collective turned into the one-paragraph LostRank, and the run's files kept to rank 0."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from seq2seq.errors import Preempted
+from seq2seq.training.csv_logger import ContinuingCSVLogger
 from seq2seq.training.distributed import Peer, PeerTable, log_files_on_rank_zero, lost_rank_error
+from seq2seq.training.preemption import PreemptionCheckpoint
 
 GLOO_CLOSED = (
     "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Read error [10.0.0.12]:4312: Connection reset by "
@@ -85,3 +89,24 @@ def test_train_log_gets_the_records_of_rank_zero_only(tmp_path, monkeypatch) -> 
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def test_a_rank_that_saved_to_stop_reports_the_stop_not_a_lost_peer(tmp_path) -> None:
+    trainer = trainer_of(FOUR, tmp_path=tmp_path)
+    preemption = PreemptionCheckpoint()
+    preemption._stopping = "Stopped by SIGUSR1 after step 17"
+    trainer.callbacks.append(preemption)
+    error = lost_rank_error(RuntimeError(GLOO_CLOSED), trainer)
+    assert isinstance(error, Preempted) and str(error) == "Stopped by SIGUSR1 after step 17"
+
+
+def test_the_csv_log_of_a_resumed_run_is_read_and_rewritten_by_rank_zero_only(tmp_path, monkeypatch) -> None:
+    logger = ContinuingCSVLogger(save_dir=str(tmp_path), name="", version="")
+    metrics = Path(logger.log_dir) / "metrics.csv"
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text("step,train/loss\n0,5.0\n")
+    monkeypatch.setattr(rank_zero_only, "rank", 1, raising=False)
+    logger.experiment  # noqa: B018 -- a rank other than 0 gets Lightning's dummy: the file is left alone
+    assert metrics.read_text() == "step,train/loss\n0,5.0\n"
+    monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
+    assert logger.experiment._earlier == [{"step": "0", "train/loss": "5.0"}]  # rank 0 keeps the rows

@@ -28,3 +28,8 @@ class EncoderOutput:
         return EncoderOutput(
             self.memory.repeat_interleave(times, dim=0), self.final.repeat_interleave(times, dim=0), mask
         )
+
+    def select(self, index: Tensor) -> EncoderOutput:
+        """Keeps the batch rows in `index` (B',) in that order: how search drops sentences that are done."""
+        mask = None if self.key_mask is None else self.key_mask.index_select(0, index)
+        return EncoderOutput(self.memory.index_select(0, index), self.final.index_select(0, index), mask)

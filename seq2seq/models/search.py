@@ -49,7 +49,8 @@ def greedy_search(
 
     Each sentence may produce at most `max_len_a * src_len + max_len_b` tokens, a limit that depends
     on the sentence alone, so that with an exact padding strategy its output does not depend on
-    the batch it is decoded in.
+    the batch it is decoded in. A sentence that has ended leaves the batch: the steps after it run
+    on the sentences still going.
 
     Args:
         model: the seq2seq model (put it in eval mode first).
@@ -65,29 +66,30 @@ def greedy_search(
     """
     encoded = model.encode(src, src_lengths, src_mask)
     state = model.decoder.initial_state(encoded)
-    limits = (max_len_a * src_lengths.to(src.device).float() + max_len_b).long()  # (B,)
-    prev = torch.full_like(limits, BOS_ID)
-    done = torch.zeros_like(prev, dtype=torch.bool)
-    scores = torch.zeros(prev.shape, device=src.device)
-    lengths = torch.zeros_like(prev)
-    tokens: list[Tensor] = []
-    for step in range(int(limits.max())):
+    all_limits = (max_len_a * src_lengths.to(src.device).float() + max_len_b).long()  # (B,)
+    limits, live = all_limits, torch.arange(src.size(0), device=src.device)  # the sentences still going
+    tokens = torch.full(
+        (src.size(0), max(int(all_limits.max()), 0)), PAD_ID, dtype=torch.long, device=src.device
+    )
+    scores = torch.zeros(src.size(0), device=src.device)
+    lengths = torch.zeros_like(live)
+    prev = torch.full_like(live, BOS_ID)
+    for step in range(tokens.size(1)):
         logits, state, _ = model.decode_step(prev, state, encoded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, scored pieces)
-        best, row = log_probs.max(dim=-1)
+        best, row = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)  # over the scored pieces
         token = model.output_tokens(row)
-        scores = scores + best.masked_fill(done, 0.0)
-        lengths = lengths + (~done).long()
-        token = token.masked_fill(done, PAD_ID)
-        tokens.append(token)
-        done = done | (token == EOS_ID) | (step + 1 >= limits)
+        tokens[live, step], scores[live], lengths[live] = token, scores[live] + best, step + 1
+        done = (token == EOS_ID) | (step + 1 >= limits)
         if bool(done.all()):
             break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            live, limits, token = live[keep], limits[keep], token[keep]
+            state, encoded = state.select(keep), encoded.select(keep)
         prev = token
-    rows = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(src.size(0))]
     return [
         Hypothesis(trim_at_eos(row), score, score, n)
-        for row, score, n in zip(rows, scores.tolist(), lengths.tolist(), strict=True)
+        for row, score, n in zip(tokens.tolist(), scores.tolist(), lengths.tolist(), strict=True)
     ]
 
 
@@ -130,7 +132,8 @@ def beam_search(
     sentence is complete once beam_size hypotheses have ended (as in fairseq): an ended hypothesis no
     longer takes a live beam's place, so a short early ending cannot crowd out longer ones that the
     length penalty would rank higher. Sentences are ranked among themselves only and a complete one
-    takes nothing more, so a result depends neither on the rest of the batch nor on when it stops.
+    takes nothing more, so a result depends neither on the rest of the batch nor on when it stops. A
+    complete sentence leaves the batch, so that the steps after it run on the sentences still going.
 
     Plain beam search can prune the greedy path early and end with a lower score than greedy search.
     With `include_greedy` the greedy hypothesis (about 1/beam_size of the work) competes in the final
@@ -180,7 +183,7 @@ class Beams:
         max_len_b: int,
     ) -> None:
         self.model, self.size, self.alpha, self.average = model, size, alpha, average
-        self.batch, device = src.size(0), src.device
+        self.batch, device = src.size(0), src.device  # sentences in the live batch (fewer as they complete)
         self.encoded = model.encode(src, src_lengths, src_mask).repeat(size)
         self.state = model.decoder.initial_state(self.encoded)
         self.limits = (max_len_a * src_lengths.to(device).float() + max_len_b).long()  # (B,)
@@ -190,6 +193,7 @@ class Beams:
         self.prev = torch.full((self.batch * size,), BOS_ID, dtype=torch.long, device=device)
         self.history = self.prev.new_zeros(self.batch * size, 0)
         self.ended: list[list[Hypothesis]] = [[] for _ in range(self.batch)]
+        self.live = list(range(self.batch))  # the sentences still searching, by their row in the batch
         self.steps = 0
 
     def complete(self) -> bool:
@@ -217,6 +221,20 @@ class Beams:
         self.prev = token.gather(1, going_on).view(-1)
         self.state = self.state.select(rows)
         self.history = torch.cat([self.history[rows], self.prev[:, None]], dim=1)
+        self._drop_complete()
+
+    def _drop_complete(self) -> None:
+        """Takes the sentences with `size` ended hypotheses out of the live batch."""
+        going = [i for i, sentence in enumerate(self.live) if len(self.ended[sentence]) < self.size]
+        if len(going) == len(self.live) or not going:
+            return
+        keep = torch.tensor(going, device=self.scores.device)
+        rows = (keep[:, None] * self.size + torch.arange(self.size, device=keep.device)).view(-1)
+        self.live = [self.live[i] for i in going]
+        self.batch = len(going)
+        self.scores, self.limits = self.scores[keep], self.limits[keep]
+        self.prev, self.history = self.prev[rows], self.history[rows]
+        self.state, self.encoded = self.state.select(rows), self.encoded.select(rows)
 
     def _set_aside(self, top: Tensor, parent: Tensor, token: Tensor, ends: Tensor) -> None:
         """Ended continuations among each sentence's best `size` join its hypotheses, until it has `size`."""
@@ -228,11 +246,12 @@ class Beams:
             ends[:, best].tolist(),
             strict=True,
         )
-        for sentence, (scores, parents, tokens, ended) in enumerate(rows):
+        for position, (scores, parents, tokens, ended) in enumerate(rows):
+            sentence = self.live[position]
             for score, beam, token_id, stop in zip(scores, parents, tokens, ended, strict=True):
                 if not stop or score == float("-inf") or len(self.ended[sentence]) >= self.size:
                     continue
-                ids = self.history[sentence * self.size + beam].tolist() + [token_id]
+                ids = self.history[position * self.size + beam].tolist() + [token_id]
                 length = self.steps  # tokens scored, the eos included
                 self.ended[sentence].append(
                     Hypothesis(trim_at_eos(ids), score, score / self.penalty(length), length)

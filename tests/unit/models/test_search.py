@@ -7,7 +7,7 @@ import torch
 from tests_helpers import PAIRS, build
 
 from seq2seq.data.batch import collate
-from seq2seq.models.search import beam_search, greedy_search, length_penalty
+from seq2seq.models.search import Beams, beam_search, greedy_search, length_penalty
 from seq2seq.padding import MaskingStrategy, PackingStrategy, StateResetStrategy
 
 
@@ -53,6 +53,19 @@ def test_beam_output_and_scores_do_not_depend_on_the_batch(encoder, strategy) ->
         )[0]
         assert [h.tokens for h in alone] == [h.tokens for h in found]
         assert [h.score for h in alone] == pytest.approx([h.score for h in found], abs=1e-4)
+
+
+def test_a_complete_sentence_leaves_the_batch_and_the_rest_search_on() -> None:
+    model = build("bilstm", StateResetStrategy(), input_feeding=True)
+    batch = collate(PAIRS)  # sources of several lengths: their length limits end them at other steps
+    beams = Beams(model, batch.src, batch.src_lengths, batch.src_mask, 3, 0.0, False, 1.5, 10)
+    live = [len(beams.live)]
+    while not beams.complete() and beams.steps < beams.max_steps:
+        beams.step()
+        live.append(len(beams.live))
+        assert beams.state.h[0].size(0) == beams.prev.size(0) == len(beams.live) * 3
+    assert live[0] == len(PAIRS) and 1 <= min(live) < len(PAIRS), live
+    assert live == sorted(live, reverse=True)
 
 
 def test_n_best_is_ranked_by_normalised_score_and_respects_the_length_limit() -> None:

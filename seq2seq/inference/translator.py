@@ -49,12 +49,22 @@ class Translator:
             n_best: hypotheses per line.
             **search: further `beam_search` arguments (alpha, average, max_len_a, max_len_b).
         """
-        results: list[list[tuple[str, Hypothesis]]] = [
-            [("", Hypothesis([], 0.0, 0.0, 0))] * n_best for _ in lines
-        ]
         real = [i for i, line in enumerate(lines) if line.strip()]
-        src_ids = self.vocabs.src.encode([lines[i] for i in real])
-        for batch in self._batches(src_ids, [[] for _ in real]):
+        src_ids: list[list[int]] = [[] for _ in lines]
+        for i, ids in zip(real, self.vocabs.src.encode([lines[i] for i in real]), strict=True):
+            src_ids[i] = ids
+        return self.translate_ids(src_ids, beam_size, n_best, **search)
+
+    def translate_ids(
+        self, src_ids: list[list[int]], beam_size: int = 5, n_best: int = 1, **search: float
+    ) -> list[list[tuple[str, Hypothesis]]]:
+        """`translate` of sentences already encoded with the source vocabulary (the server encodes each
+        once, to check its length); an empty one gets n_best empty translations."""
+        results: list[list[tuple[str, Hypothesis]]] = [
+            [("", Hypothesis([], 0.0, 0.0, 0))] * n_best for _ in src_ids
+        ]
+        real = [i for i, ids in enumerate(src_ids) if ids]
+        for batch in self._batches([src_ids[i] for i in real], [[] for _ in real]):
             found = beam_search(
                 self.net, batch.src, batch.src_lengths, batch.src_mask, beam_size, n_best, **search
             )

@@ -65,11 +65,11 @@ class Served:
     batcher: Batcher | None = None
     ready: bool = False
 
-    def decode(self, texts: list[str], settings: Settings) -> list:
-        """Runs in the batcher's worker thread: one batch, one set of search settings."""
+    def decode(self, sources: list[list[int]], settings: Settings) -> list:
+        """Runs in the batcher's worker thread: one batch of source piece ids, one set of search settings."""
         beam_size, n_best, alpha = settings
-        return self.translator.translate(
-            texts, beam_size, n_best, alpha=alpha, max_len_a=DEFAULT_MAX_LEN_A, max_len_b=DEFAULT_MAX_LEN_B
+        return self.translator.translate_ids(
+            sources, beam_size, n_best, alpha=alpha, max_len_a=DEFAULT_MAX_LEN_A, max_len_b=DEFAULT_MAX_LEN_B
         )
 
 
@@ -106,8 +106,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         served.worker,
     )
     served.batcher.start()
+    warm_up = served.translator.vocabs.src.encode(["warm up"])
     await served.batcher.translate(
-        ["warm up"], [2], (1, 1, DEFAULT_ALPHA)
+        warm_up, [len(warm_up[0])], (1, 1, DEFAULT_ALPHA)
     )  # the first batch pays the start-up
     served.ready = True
     log.info("ready: %s", served.note or "decoding with an exact padding strategy")
@@ -171,11 +172,11 @@ async def translate(request: Request) -> TranslateResponse:
     asked = parse_request(await read_body(request, served.limits.max_body_bytes))
     texts = [asked.text] if isinstance(asked.text, str) else asked.text
     settings = check_settings(asked, served.limits)
-    pieces = check_sentences(texts, served.translator, served.limits)
+    sources = check_sentences(texts, served.translator, served.limits)
     if not served.ready or served.batcher is None:
         raise RequestError(503, None, "the model is still warming up; retry shortly", {"Retry-After": "1"})
     try:
-        found = await served.batcher.translate(texts, pieces, settings)
+        found = await served.batcher.translate(sources, [len(ids) for ids in sources], settings)
     except QueueFull as full:
         raise RequestError(
             503, None, f"the server is at capacity ({full}); retry shortly", {"Retry-After": "1"}

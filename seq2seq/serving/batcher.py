@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ def model_thread(threads: int) -> ThreadPoolExecutor:
 
 
 Settings = tuple[int, int, float]  # beam_size, n_best, alpha: what sentences of one batch share
-Decode = Callable[[list[str], Settings], list[list[tuple[str, Hypothesis]]]]
+Decode = Callable[[list[Any], Settings], list[list[tuple[str, Hypothesis]]]]  # sources -> n-best lists
 
 
 class QueueFull(Exception):
@@ -47,9 +48,10 @@ class QueueFull(Exception):
 
 @dataclass
 class Pending:
-    """A sentence waiting for its batch: its text, piece count, settings and the future of its n-best list."""
+    """A sentence waiting for its batch: its source as `decode` takes it (the server's: piece ids), its
+    piece count, settings and the future of its n-best list."""
 
-    text: str
+    source: Any
     pieces: int
     settings: Settings
     future: asyncio.Future
@@ -68,7 +70,7 @@ class Batcher:
     """The queue and the loop that cuts it into batches.
 
     Args:
-        decode: translates a list of sentences with one set of settings (runs in the worker thread).
+        decode: translates a list of sources with one set of settings (runs in the worker thread).
         max_tokens: padded source pieces per batch (longest sentence x sentences).
         max_wait_ms: how long the oldest sentence waits for others to join its batch.
         max_queue: sentences the queue may hold; a request that would exceed it gets `QueueFull`.
@@ -111,13 +113,15 @@ class Batcher:
         self._worker.shutdown(wait=True)
 
     async def translate(
-        self, texts: list[str], pieces: list[int], settings: Settings
+        self, sources: list[Any], pieces: list[int], settings: Settings
     ) -> list[list[tuple[str, Hypothesis]]]:
-        """The n-best lists of `texts` (with their piece counts), once their batches have run."""
-        if len(self.queue) + len(texts) > self.max_queue:
+        """The n-best lists of `sources` (with their piece counts), once their batches have run."""
+        if len(self.queue) + len(sources) > self.max_queue:
             raise QueueFull(f"the queue holds {len(self.queue)} of at most {self.max_queue} sentences")
         loop = asyncio.get_running_loop()
-        waiting = [Pending(t, n, settings, loop.create_future()) for t, n in zip(texts, pieces, strict=True)]
+        waiting = [
+            Pending(s, n, settings, loop.create_future()) for s, n in zip(sources, pieces, strict=True)
+        ]
         self.queue.extend(waiting)
         self._arrived.set()
         return list(await asyncio.gather(*(p.future for p in waiting)))
@@ -137,7 +141,7 @@ class Batcher:
             batch = self._take(oldest.settings)
             try:
                 found = await asyncio.get_running_loop().run_in_executor(
-                    self._worker, self.decode, [p.text for p in batch], oldest.settings
+                    self._worker, self.decode, [p.source for p in batch], oldest.settings
                 )
             except Exception as error:  # noqa: BLE001 -- a failed batch fails its requests, never the loop
                 for pending in batch:

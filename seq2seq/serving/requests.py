@@ -120,8 +120,9 @@ def check_settings(asked: TranslateRequest, limits: Limits) -> Settings:
     return asked.beam_size, asked.n_best, float(asked.alpha)
 
 
-def check_sentences(texts: list[str], translator: Translator, limits: Limits) -> list[int]:
-    """The piece count of each sentence, once the request's size and every sentence's length are within limits."""
+def check_sentences(texts: list[str], translator: Translator, limits: Limits) -> list[list[int]]:
+    """The source piece ids of each sentence, once the request's size and every sentence's length are
+    within limits (encoded here once: the batcher decodes these ids)."""
     if not texts:
         raise RequestError(422, "text", "text is an empty list; send at least one sentence")
     if len(texts) > limits.max_request_sentences:
@@ -131,8 +132,11 @@ def check_sentences(texts: list[str], translator: Translator, limits: Limits) ->
             f"the request holds {len(texts)} sentences; the server takes at most "
             f"{limits.max_request_sentences} per request: split it",
         )
-    pieces = [len(ids) for ids in translator.vocabs.src.encode(texts)]
-    for index, count in enumerate(pieces):
+    encoded = [
+        ids if text.strip() else []
+        for text, ids in zip(texts, translator.vocabs.src.encode(texts), strict=True)
+    ]
+    for index, count in enumerate(len(ids) for ids in encoded):
         if count > limits.max_length:
             field = "text" if len(texts) == 1 else f"text.{index}"
             raise RequestError(
@@ -140,4 +144,4 @@ def check_sentences(texts: list[str], translator: Translator, limits: Limits) ->
                 field,
                 f"sentence {index} has {count} pieces; the server takes at most {limits.max_length}",
             )
-    return pieces
+    return encoded

@@ -1,7 +1,9 @@
 """How seq2seq-serve holds up under load: sentences/s and latency at 1-128 concurrent clients, on loopback.
 
-Starts `seq2seq-serve` on the checkpoint, then runs closed-loop asyncio clients (each sends one test
-sentence per request, waits for the answer, sends the next) for `--seconds` at each client count:
+Starts `seq2seq-serve` on the checkpoint, then runs closed-loop clients (each sends one test sentence
+per request, waits for the answer, sends the next) for `--seconds` at each client count: wrk's
+connections (Debian's `wrk`, `benchmarks/wrk/translate.lua`), a C load generator that leaves the shared
+cores to the server (an httpx client in Python took a measurable share of them),
 once with dynamic batching (the server's defaults) and once with `--max-tokens 1`, one sentence per
 batch. Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
 start and end. The baseline is `Translator.translate` on one sentence in this process, before any
@@ -13,13 +15,14 @@ server starts: the model call `seq2seq-translate` makes for a sentence alone.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,7 +88,7 @@ def main() -> None:
     if args.soak_seconds > 0:
         with serving(args, []) as server:
             start_mb = server.rss_mb()
-            soak = server.load(args.soak_clients, args.soak_seconds, sentences)
+            soak = server.load(args.soak_clients, args.soak_seconds, sentences, rss_every_s=10)
             result["soak"] = soak | {
                 "clients": args.soak_clients,
                 "rss_start_mb": start_mb,
@@ -170,59 +173,63 @@ class Server:
         found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
         return found["seq2seq_batch_sentences_count"], found["seq2seq_batch_sentences_sum"]
 
-    def load(self, clients: int, seconds: float, sentences: list[str]) -> dict[str, float]:
-        """`clients` closed-loop clients for `seconds`: sentences/s, latency percentiles, errors, mean batch."""
+    def load(self, clients: int, seconds: float, sentences: list[str], rss_every_s: float = 0) -> dict:
+        """`clients` closed-loop clients for `seconds`: sentences/s, latency percentiles, errors, mean batch
+        (and with `rss_every_s`, the server's resident memory at that interval, as `rss_mb`)."""
         before = self.batches()
-        latencies, errors = asyncio.run(closed_loop(self.url, clients, seconds, sentences, self.args))
+        samples: list[tuple[float, float]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            start = time.monotonic()
+            while not stop.wait(rss_every_s):
+                samples.append((round(time.monotonic() - start, 1), self.rss_mb()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if rss_every_s > 0:
+            sampler.start()
+        try:
+            summary = closed_loop(self.url, clients, seconds, sentences, self.args)
+        finally:
+            stop.set()
         after = self.batches()
-        ordered = sorted(latencies)
-
-        def percentile(share: float) -> float:
-            return (
-                1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
-            )
-
         batches, batched = after[0] - before[0], after[1] - before[1]
+        errors = summary["socket_errors"] + summary["non_2xx"]
+        answered = summary["responses"] - summary["non_2xx"]
+        duration = summary["duration_us"] / 1e6
         return {
-            "seconds": seconds,
-            "sentences": len(latencies),
-            "sentences_per_s": len(latencies) / seconds,
-            "p50_ms": percentile(0.50),
-            "p95_ms": percentile(0.95),
-            "p99_ms": percentile(0.99),
+            "seconds": duration,
+            "sentences": answered,
+            "sentences_per_s": answered / duration,
+            "p50_ms": summary["p50_us"] / 1000,
+            "p95_ms": summary["p95_us"] / 1000,
+            "p99_ms": summary["p99_us"] / 1000,
             "errors": errors,
             "mean_batch": batched / batches if batches else float("nan"),
-        }
+        } | ({"rss_mb": samples} if rss_every_s > 0 else {})
 
 
-async def closed_loop(
+WRK_SCRIPT = Path(__file__).parent / "wrk" / "translate.lua"
+
+
+def closed_loop(
     url: str, clients: int, seconds: float, sentences: list[str], args: argparse.Namespace
-) -> tuple[list[float], int]:
-    """Each client sends a random test sentence, waits for its answer, and sends the next, until the time is up."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async def client(rng: random.Random, http: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while time.monotonic() < deadline:
-            start = time.perf_counter()
-            try:
-                response = await http.post(
-                    f"{url}/translate", json={"text": rng.choice(sentences), "beam_size": args.beam_size}
-                )
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - start)
-            else:
-                errors += 1
-
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(random.Random(args.seed + i), http) for i in range(clients)))
-    return latencies, errors
+) -> dict[str, float]:
+    """wrk with `clients` connections for `seconds`, each request a random test sentence: its JSON summary."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as bodies:
+        for sentence in sentences:
+            bodies.write(json.dumps({"text": sentence, "beam_size": args.beam_size}) + "\n")
+        bodies.flush()
+        done = subprocess.run(
+            [
+                "wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "120s",
+                "-s", str(WRK_SCRIPT), url, "--", bodies.name, str(args.seed),
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"error: wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def print_row(row: dict) -> None:
@@ -234,11 +241,12 @@ def print_row(row: dict) -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    """Sentences/s and p95 latency against clients, dynamic batching against one sentence per batch."""
+    """Sentences/s and p95 latency against clients, dynamic batching against one sentence per batch, and
+    the server's resident memory through the soak."""
     import matplotlib.pyplot as plt
     from plots import save
 
-    figure, (rate, latency) = plt.subplots(1, 2, figsize=(9, 3.4))
+    figure, (rate, latency, memory) = plt.subplots(1, 3, figsize=(13, 3.4))
     for mode, style in (("dynamic", "o-"), ("one sentence", "s--")):
         rows = [r for r in result["rows"] if r["batching"] == mode]
         clients = [r["clients"] for r in rows]
@@ -250,6 +258,11 @@ def plot(result: dict, path: Path) -> None:
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     rate.legend(fontsize=8)
+    series = result.get("soak", {}).get("rss_mb", [])
+    memory.plot([t / 60 for t, _ in series], [mb for _, mb in series], "-")
+    memory.set_xlabel("soak minutes")
+    memory.set_ylabel("server resident memory (MB)")
+    memory.grid(alpha=0.3)
     figure.suptitle(f"seq2seq-serve, beam {result['beam_size']}, {result['threads']} threads", fontsize=10)
     figure.tight_layout()
     save(figure, path)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import csv
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+from seq2seq.config import PROJECT_ROOT
 
 ACTIVE = {
     "PENDING",
@@ -48,6 +51,27 @@ def logged_steps(run_dir: Path) -> list[int]:
     """The steps whose training loss the run's CSV log holds, in the order logged."""
     with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
         return [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+
+
+def sbatch_preemptible(
+    tmp_path: Path, run_dir: Path, cache_dir: Path, options: list[str], launch: str, *overrides: str
+) -> tuple[str, Path]:
+    """sbatch a requeueable tiny training run of 300 steps with resume=true: its job id and its log.
+
+    `options`: further #SBATCH lines; `launch`: what runs train.py (`exec`, or `srun` for a task per node).
+    """
+    header = ["--requeue", "--open-mode=append", f"--output={tmp_path}/out-%j.log", *options]
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        + "".join(f"#SBATCH {line}\n" for line in header)
+        + f"cd {PROJECT_ROOT}\nexport PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1\n"
+        f"{launch} {sys.executable} train.py debug=tiny trainer.max_steps=300 data.max_tokens=256 test=false "
+        f"{' '.join(overrides)} hydra.run.dir={run_dir} paths.cache_dir={cache_dir} resume=true\n"
+    )
+    done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True)
+    job = done.stdout.strip()
+    return job, tmp_path / f"out-{job}.log"
 
 
 def follow_preemption(job: str, log: Path, run_dir: Path, signal_batch_step: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from slurm_jobs import ACTIVE, follow_preemption, job_states_by_id, logged_steps
+from slurm_jobs import ACTIVE, follow_preemption, job_states_by_id, logged_steps, sbatch_preemptible
 
 from seq2seq.config import PROJECT_ROOT
 
@@ -145,17 +145,8 @@ def test_a_cancelled_job_is_reported_as_failed_not_waited_for(tmp_path: Path, ca
 
 def test_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path: Path, cache_dir: Path) -> None:
     """sbatch a training run, send it the pre-timeout signal (USR1): it saves, requeues, and the rerun finishes it."""
-    run_dir, script = tmp_path / "run", tmp_path / "job.sh"
-    script.write_text(
-        f"#!/bin/bash\n#SBATCH --requeue\n#SBATCH --open-mode=append\n#SBATCH --output={tmp_path}/out-%j.log\n"
-        f"#SBATCH --cpus-per-task=1\ncd {PROJECT_ROOT}\nexport PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1\n"
-        f"exec {sys.executable} train.py debug=tiny trainer.max_steps=300 data.max_tokens=256 test=false "
-        f"hydra.run.dir={run_dir} paths.cache_dir={cache_dir} resume=true\n"
-    )
-    job = subprocess.run(
-        ["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    log = tmp_path / f"out-{job}.log"
+    run_dir = tmp_path / "run"
+    job, log = sbatch_preemptible(tmp_path, run_dir, cache_dir, ["--cpus-per-task=1"], "exec")
     follow_preemption(job, log, run_dir, signal_batch_step=True)
     assert job_states_by_id(job) == "COMPLETED", log.read_text()[-3000:]
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 300

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from slurm_jobs import follow_preemption, job_states_by_id, logged_steps
+from slurm_jobs import follow_preemption, job_states_by_id, logged_steps, sbatch_preemptible
 
 from seq2seq.config import PROJECT_ROOT
 from seq2seq.errors import LostRank
@@ -368,24 +368,17 @@ def test_a_node_lost_mid_run_ends_the_survivor_then_resume_continues_exactly(
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 120
 
 
+DDP_ACROSS_TWO_NODES = ["device=ddp", "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1"]
+
+
 def test_a_preempted_two_node_job_checkpoints_once_requeues_both_nodes_and_resumes(
     tmp_path: Path, cache_dir: Path
 ) -> None:
     """sbatch a two-node job (srun, a rank per node), signal both ranks with SIGUSR1: they stop at the same
     step, rank 0 saves once and requeues the job, and the rerun continues on both nodes to the end."""
-    run_dir, script = tmp_path / "run", tmp_path / "job.sh"
-    script.write_text(
-        f"#!/bin/bash\n#SBATCH --requeue\n#SBATCH --open-mode=append\n#SBATCH --output={tmp_path}/out-%j.log\n"
-        f"#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=1\n#SBATCH --mem=2G\n"
-        f"cd {PROJECT_ROOT}\nexport PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1\n"
-        f"srun {sys.executable} train.py debug=tiny trainer.max_steps=300 data.max_tokens=256 test=false "
-        f"device=ddp trainer.accelerator=cpu trainer.num_nodes=2 trainer.devices=1 "
-        f"hydra.run.dir={run_dir} paths.cache_dir={cache_dir} resume=true\n"
-    )
-    job = subprocess.run(
-        ["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    log = tmp_path / f"out-{job}.log"
+    run_dir = tmp_path / "run"
+    two_nodes = ["--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1", "--mem=2G"]
+    job, log = sbatch_preemptible(tmp_path, run_dir, cache_dir, two_nodes, "srun", *DDP_ACROSS_TWO_NODES)
     follow_preemption(job, log, run_dir, signal_batch_step=False)
     text = log.read_text(errors="replace")
     assert job_states_by_id(job) == "COMPLETED", text[-3000:]

@@ -72,7 +72,6 @@ class PeerTable(L.Callback):
 
     def __init__(self) -> None:
         self.peers: list[Peer] = []
-        self.step = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or trainer.world_size < 2 or not dist.is_initialized():
@@ -83,9 +82,6 @@ class PeerTable(L.Callback):
         self.peers = [peer for peer in gathered if peer is not None]
         if trainer.is_global_zero:
             log.info("ranks: %s", ", ".join(f"{p.rank} on {p.host} ({p.address})" for p in self.peers))
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
-        self.step = trainer.global_step
 
 
 def lost_rank_error(error: BaseException, trainer: L.Trainer) -> LostRank | Preempted | None:
@@ -113,7 +109,7 @@ def lost_rank_error(error: BaseException, trainer: L.Trainer) -> LostRank | Pree
     )
     reason = next((line.strip() for line in message.splitlines() if LOST_PEER.search(line)), message.strip())
     return LostRank(
-        f"{who} at step {table.step}: rank {me} on {socket.gethostname()} waited for it in a collective "
+        f"{who} at step {trainer.global_step}: rank {me} on {socket.gethostname()} waited for it in a collective "
         f"and gave up ({_last_part(reason)}). Its process or node went away, or the network between them "
         f"failed. {_resume_hint(_last_checkpoint(trainer))} A silent rank ends the others after device.timeout_s "
         f"({_timeout_s(trainer)} s here)."

@@ -158,17 +158,17 @@ def kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def kill_run_on(node: str, run_dir: Path) -> int:
-    """SIGKILLs every process of the run `run_dir` on that host, as a lost node would end them: its
-    torchrun agent and its ranks (torchrun starts each rank in a session of its own). The host's slurmd
-    is left running. Returns how many were killed."""
+def kill_run_on(node: str, run_dir: Path, signum: signal.Signals = signal.SIGKILL) -> int:
+    """SIGKILLs (or sends `signum` to) every process of the run `run_dir` on that host, as a lost node
+    would end them: its torchrun agent and its ranks (torchrun starts each rank in a session of its own).
+    The host's slurmd is left running. Returns how many were signalled."""
     host = os.stat(f"/run/netns/s2s-{node}").st_ino
     killed = 0
     for proc in Path("/proc").iterdir():
         try:
             ours = proc.name.isdigit() and os.stat(proc / "ns" / "net").st_ino == host
             if ours and f"hydra.run.dir={run_dir}".encode() in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
+                os.kill(int(proc.name), signum)
                 killed += 1
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
@@ -394,3 +394,34 @@ def test_a_preempted_two_node_job_checkpoints_once_requeues_both_nodes_and_resum
     assert train_log.count("ranks: 0 on node1 (10.77.0.11), 1 on node2 (10.77.0.12)") == 2, train_log[-3000:]
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 300
     assert logged_steps(run_dir) == list(range(300))  # the two attempts together log every step once
+
+
+def test_a_node_that_stops_answering_ends_the_survivor_after_device_timeout_s(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """node2's run is frozen (SIGSTOP: its sockets stay open, nothing closes them as a kill would), as a
+    hung host or a network partition leaves it: rank 0 waits in its collective for `device.timeout_s`, then
+    exits with the one-line paragraph, instead of hanging for the default half hour."""
+    run_dir, logs = tmp_path / "run", tmp_path / "logs"
+    node1, node2 = torchrun_on_both(run_dir, logs, *RESUMABLE, "device.timeout_s=15", cache=cache_dir)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "checkpoints" / "last.ckpt").exists():
+            assert time.monotonic() < deadline and node1.poll() is None, text_of(logs)
+            time.sleep(0.2)
+        assert kill_run_on("node2", run_dir, signal.SIGSTOP) >= 2
+        frozen = time.monotonic()
+        code = node1.wait(timeout=300)
+        waited = time.monotonic() - frozen
+    finally:
+        for node, process in zip(NODES, (node1, node2), strict=True):
+            kill_run_on(node, run_dir)
+            kill_group(process)
+    survivor = (logs / "node1.log").read_text(errors="replace")
+    assert code != 0 and 10 < waited < 60, (
+        code,
+        waited,
+        survivor[-3000:],
+    )  # the timeout, not at once or never
+    (line,) = [line for line in survivor.splitlines() if line.startswith("error: ")]
+    assert "at step" in line and "device.timeout_s (15 s here)" in line and "resume=true" in line, line

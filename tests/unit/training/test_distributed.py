@@ -23,12 +23,13 @@ GLOO_CLOSED = (
 
 def trainer_of(peers: list[Peer], rank: int = 0, tmp_path=None) -> SimpleNamespace:
     table = PeerTable()
-    table.peers, table.step = peers, 45
+    table.peers = peers
     checkpoint = SimpleNamespace(dirpath=str(tmp_path), last_model_path="", best_model_path="")
     return SimpleNamespace(
         callbacks=[table],
         world_size=len(peers),
         global_rank=rank,
+        global_step=45,
         strategy=SimpleNamespace(_timeout=timedelta(seconds=60)),
         checkpoint_callback=checkpoint,
         default_root_dir=str(tmp_path),

@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=torch.get_num_threads(), help="CPU threads for the model"
     )
     for name, help_text in (
-        ("max_wait_ms", "how long the oldest queued sentence waits for others to join its batch"),
+        ("max_wait_ms", "a batch starts once no sentence has joined the queue for this long"),
+        ("max_delay_ms", "the longest a batch waits for company once it could start"),
         ("max_tokens", "padded source pieces per batch"),
         ("max_length", "source pieces per sentence; longer ones are refused (422)"),
         ("max_request_sentences", "sentences per request (413 above)"),

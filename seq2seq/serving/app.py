@@ -101,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         served.decode,
         limits.max_tokens,
         limits.max_wait_ms,
+        limits.max_delay_ms,
         limits.max_queue,
         served.metrics.batch,
         served.worker,

@@ -1,10 +1,17 @@
 """Dynamic batching: sentences from concurrent requests are decoded together, in length-sorted batches.
 
 A request's sentences join one queue. A single task takes the oldest sentence, then every queued
-sentence with the same search settings, until the batch reaches `max_tokens` padded source pieces or
-`max_wait_ms` has passed since the oldest sentence arrived; the batch runs in a worker thread (the
-event loop keeps answering meanwhile) and each sentence's future gets its result. A large request
-simply spreads over several batches. Which sentences share a batch never changes a translation,
+sentence with the same search settings, once the batch holds `max_tokens` padded source pieces, or
+once no sentence has joined the queue for `max_wait_ms` (counted from the end of the previous batch at
+the earliest), or at the latest `max_delay_ms` after its oldest sentence could have started (queued,
+and the model free). The batch runs in a worker thread (the event loop keeps answering meanwhile) and
+each sentence's future gets its result. A large request simply spreads over several batches.
+
+Why the quiet gap counts from the end of the previous batch: under load the clients a batch answers
+send their next sentences a few milliseconds after it ends. Counted from the oldest arrival, as it was,
+the sentences that had queued meanwhile left at once without them, and 32 closed-loop clients settled
+into two alternating batches of 16 (README, "Serve"). An idle server still answers a lone sentence
+`max_wait_ms` after it arrives. Which sentences share a batch never changes a translation,
 because the model decodes with an exact padding strategy (see `serving.app`).
 
 No library does this: the ASGI servers and frameworks batch nothing, and Ray Serve's or Triton's
@@ -72,7 +79,8 @@ class Batcher:
     Args:
         decode: translates a list of sources with one set of settings (runs in the worker thread).
         max_tokens: padded source pieces per batch (longest sentence x sentences).
-        max_wait_ms: how long the oldest sentence waits for others to join its batch.
+        max_wait_ms: the quiet gap: a batch starts once no sentence has joined for this long.
+        max_delay_ms: the longest a batch waits for company once its oldest sentence could start.
         max_queue: sentences the queue may hold; a request that would exceed it gets `QueueFull`.
         on_batch: called with each batch's `BatchReport` (the metrics).
         worker: the one thread that runs the model (`model_thread`); stopped with the batcher.
@@ -83,11 +91,14 @@ class Batcher:
         decode: Decode,
         max_tokens: int,
         max_wait_ms: float,
+        max_delay_ms: float,
         max_queue: int,
         on_batch: Callable[[BatchReport], None] = lambda report: None,
         worker: ThreadPoolExecutor | None = None,
     ) -> None:
         self.decode, self.max_tokens, self.max_wait = decode, max_tokens, max_wait_ms / 1000
+        self.max_delay = max_delay_ms / 1000
+        self._last_arrival = self._model_free = 0.0  # time.monotonic() of the latest arrival, batch end
         self.max_queue, self.on_batch = max_queue, on_batch
         self.queue: list[Pending] = []
         self._arrived = asyncio.Event()
@@ -123,6 +134,7 @@ class Batcher:
             Pending(s, n, settings, loop.create_future()) for s, n in zip(sources, pieces, strict=True)
         ]
         self.queue.extend(waiting)
+        self._last_arrival = time.monotonic()
         self._arrived.set()
         return list(await asyncio.gather(*(p.future for p in waiting)))
 
@@ -132,7 +144,7 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             oldest = self.queue[0]
-            wait = oldest.arrived + self.max_wait - time.monotonic()
+            wait = self._deadline(oldest) - time.monotonic()
             if wait > 0 and self._fill(oldest.settings) < self.max_tokens:
                 self._arrived.clear()  # woken by the next arrival, which may fill the batch, or at the deadline
                 with contextlib.suppress(TimeoutError):
@@ -148,12 +160,19 @@ class Batcher:
                     if not pending.future.done():
                         pending.future.set_exception(error)
                 continue
+            finally:
+                self._model_free = time.monotonic()
             for pending, result in zip(batch, found, strict=True):
                 if not pending.future.done():  # its client may have gone
                     pending.future.set_result(result)
             longest = max(p.pieces for p in batch)
             real = sum(p.pieces for p in batch)
             self.on_batch(BatchReport(len(batch), 1 - real / max(1, longest * len(batch))))
+
+    def _deadline(self, oldest: Pending) -> float:
+        """When the batch of `oldest` starts if it does not fill first: after the quiet gap, within the delay."""
+        quiet = max(self._last_arrival, self._model_free) + self.max_wait
+        return min(quiet, max(oldest.arrived, self._model_free) + self.max_delay)
 
     def _fill(self, settings: Settings) -> int:
         """Padded source pieces of the batch that would be taken now."""

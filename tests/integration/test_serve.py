@@ -89,8 +89,11 @@ def serving(checkpoint: Path, tmp_path: Path, *options: str) -> Iterator[Server]
         process.wait()
 
 
+HOLD = ["--max-wait-ms", "5000", "--max-delay-ms", "5000"]  # a batch waits 5 s for company
+
+
 def queued(url: str, sentences: int) -> None:
-    """Waits until the server's queue holds `sentences` (its batch waits --max-wait-ms for company)."""
+    """Waits until the server's queue holds `sentences` (its batch waits for company)."""
     deadline = time.monotonic() + 4
     while f"seq2seq_queue_depth {sentences:.1f}" not in httpx.get(f"{url}/metrics").text:
         assert time.monotonic() < deadline, f"the queue never held {sentences} sentences"
@@ -221,8 +224,8 @@ def test_bad_requests_get_a_json_error_naming_the_field_and_the_limit(tiny_check
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint, tmp_path) -> None:
-    """The first request waits for company (a long --max-wait-ms); the second would overflow the queue."""
-    queue = ["--max-queue", "4", "--max-request-sentences", "4", "--max-wait-ms", "5000"]
+    """The first request waits for company (HOLD); the second would overflow the queue."""
+    queue = ["--max-queue", "4", "--max-request-sentences", "4", *HOLD]
     with serving(tiny_checkpoint("masking"), tmp_path, *queue) as server, ThreadPoolExecutor(1) as pool:
         first = pool.submit(httpx.post, f"{server.url}/translate", json={"text": SOURCES[:3]}, timeout=60)
         queued(server.url, 3)
@@ -233,7 +236,7 @@ def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint, tmp_path) ->
 
 
 def test_sigterm_finishes_the_requests_in_flight_then_exits_0(tiny_checkpoint, tmp_path) -> None:
-    with serving(tiny_checkpoint("masking"), tmp_path, "--max-wait-ms", "5000") as server:
+    with serving(tiny_checkpoint("masking"), tmp_path, *HOLD) as server:
         answers: list[httpx.Response] = []
         clients = [
             threading.Thread(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -28,13 +29,25 @@ class Recorder:
         return [[(text.upper(), Hypothesis([], 0.0, 0.0, 0))] for text in texts]
 
 
+class SlowRecorder(Recorder):
+    """A Recorder whose every batch takes `seconds` (in the worker thread, as a model would)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __call__(self, texts: list[str], settings: tuple) -> list[list[tuple[str, Hypothesis]]]:
+        time.sleep(self.seconds)
+        return super().__call__(texts, settings)
+
+
 def run(coroutine):
     return asyncio.run(coroutine)
 
 
 async def serve(recorder: Recorder, *requests, **options):
     """Starts a batcher, sends `requests` ((texts, pieces, settings) each) at once, returns their answers."""
-    settings = {"max_tokens": 64, "max_wait_ms": 50.0, "max_queue": 100} | options
+    settings = {"max_tokens": 64, "max_wait_ms": 50.0, "max_delay_ms": 50.0, "max_queue": 100} | options
     batcher = Batcher(recorder, on_batch=recorder.reports.append, **settings)
     batcher.start()
     try:
@@ -93,7 +106,7 @@ def test_a_failing_batch_fails_its_requests_and_the_loop_serves_the_next_ones() 
     recorder = Recorder(fail_on="bad")
 
     async def scenario():
-        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=1.0, max_queue=10)
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=1.0, max_delay_ms=1.0, max_queue=10)
         batcher.start()
         try:
             with pytest.raises(RuntimeError, match="cannot decode 'bad'"):
@@ -109,7 +122,7 @@ def test_stop_decodes_what_is_queued_first() -> None:
     recorder = Recorder()
 
     async def scenario():
-        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=200.0, max_queue=10)
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=200.0, max_delay_ms=200.0, max_queue=10)
         batcher.start()
         pending = asyncio.ensure_future(batcher.translate(["late"], [1], GREEDY))
         await asyncio.sleep(0.01)  # queued, its batch still waiting for company
@@ -117,3 +130,51 @@ def test_stop_decodes_what_is_queued_first() -> None:
         return await pending
 
     assert texts_of(run(scenario())) == ["LATE"]
+
+
+def test_the_client_a_batch_answers_joins_the_sentences_that_queued_while_it_decoded() -> None:
+    """b queues while a's batch decodes; a's client sends c as soon as it has its answer. The quiet gap
+    counts from the end of a's batch, so c joins b, where a gap counted from b's arrival would not wait."""
+    recorder = SlowRecorder(0.2)
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=20.0, max_delay_ms=500.0, max_queue=10)
+        batcher.start()
+
+        async def client_a():
+            first = await batcher.translate(["a"], [1], GREEDY)
+            return first + await batcher.translate(["c"], [1], GREEDY)
+
+        async def client_b():
+            await asyncio.sleep(0.1)  # a's batch is decoding
+            return await batcher.translate(["b"], [1], GREEDY)
+
+        try:
+            return await asyncio.gather(client_a(), client_b())
+        finally:
+            await batcher.stop()
+
+    a_then_c, b = run(scenario())
+    assert texts_of(a_then_c) == ["A", "C"] and texts_of(b) == ["B"]
+    assert [texts for texts, _ in recorder.batches] == [["a"], ["b", "c"]]
+
+
+def test_a_steady_trickle_of_sentences_cannot_hold_a_batch_back_past_the_delay() -> None:
+    """A sentence every 20 ms never leaves a 50 ms quiet gap; the 150 ms delay still starts a batch."""
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=50.0, max_delay_ms=150.0, max_queue=100)
+        batcher.start()
+        answers = []
+        try:
+            for i in range(20):
+                answers.append(asyncio.ensure_future(batcher.translate([f"s{i}"], [1], GREEDY)))
+                await asyncio.sleep(0.02)
+            return await asyncio.gather(*answers)
+        finally:
+            await batcher.stop()
+
+    answers = run(scenario())
+    assert [texts_of(answer) for answer in answers] == [[f"S{i}"] for i in range(20)]
+    assert len(recorder.batches) >= 2

@@ -13,7 +13,7 @@ def test_a_request_larger_than_the_queue_is_refused_at_start_up() -> None:
         Limits(max_request_sentences=10, max_queue=4)
 
 
-@pytest.mark.parametrize("name", ["max_length", "max_tokens", "max_wait_ms", "max_beam"])
+@pytest.mark.parametrize("name", ["max_length", "max_tokens", "max_wait_ms", "max_delay_ms", "max_beam"])
 def test_every_limit_must_be_positive(name) -> None:
     with pytest.raises(InputError, match=f"--{name.replace('_', '-')} must be positive; got 0"):
         Limits(**{name: 0})
@@ -21,3 +21,8 @@ def test_every_limit_must_be_positive(name) -> None:
 
 def test_the_defaults_hold() -> None:
     assert Limits().max_request_sentences <= Limits().max_queue
+
+
+def test_a_delay_shorter_than_the_quiet_gap_is_refused_at_start_up() -> None:
+    with pytest.raises(InputError, match=r"--max-delay-ms \(5.0\) is shorter than --max-wait-ms \(10.0\)"):
+        Limits(max_wait_ms=10.0, max_delay_ms=5.0)

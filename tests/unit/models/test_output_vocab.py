@@ -31,6 +31,23 @@ def test_logits_are_the_full_layers_at_the_scored_pieces() -> None:
         assert torch.allclose(subset(batch), full(batch)[..., SCORED], atol=1e-6)
 
 
+def test_the_scored_rows_kept_for_search_follow_every_update_and_training_still_reaches_the_layer() -> None:
+    model = scoring(SCORED)
+    hidden = torch.randn(3, model.generator.in_features)
+    layer = model.generator
+    with torch.no_grad():
+        kept = model.project(hidden)
+        assert torch.allclose(kept, layer(hidden)[:, SCORED], atol=1e-6)
+        layer.weight.add_(0.5)  # as an optimizer step updates it: in place
+        assert torch.allclose(model.project(hidden), layer(hidden)[:, SCORED], atol=1e-6)
+        assert not torch.allclose(model.project(hidden), kept, atol=1e-3)
+    model.load_state_dict({k: v.clone() for k, v in scoring(SCORED).state_dict().items()})
+    with torch.no_grad():
+        assert torch.allclose(model.project(hidden), layer(hidden)[:, SCORED], atol=1e-6)
+    model.project(hidden).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad[SCORED].abs().sum() > 0
+
+
 def test_a_piece_not_scored_counts_as_unk_and_scored_ones_map_back_and_forth() -> None:
     model = scoring(SCORED)
     ids = torch.tensor([[5, 15, 3], [14, 1, 1]])

@@ -2,16 +2,18 @@
 
 A request's sentences join one queue. A single task takes the oldest sentence, then every queued
 sentence with the same search settings, once the batch holds `max_tokens` padded source pieces, or
-once no sentence has joined the queue for `max_wait_ms` (counted from the end of the previous batch at
-the earliest), or at the latest `max_delay_ms` after its oldest sentence could have started (queued,
+once no sentence has joined the queue and no answer has been handed back for `max_wait_ms` (counted
+from the end of the previous batch at the earliest), or at the latest `max_delay_ms` after its oldest sentence could have started (queued,
 and the model free). The batch runs in a worker thread (the event loop keeps answering meanwhile) and
 each sentence's future gets its result. A large request simply spreads over several batches.
 
-Why the quiet gap counts from the end of the previous batch: under load the clients a batch answers
-send their next sentences a few milliseconds after it ends. Counted from the oldest arrival, as it was,
-the sentences that had queued meanwhile left at once without them, and 32 closed-loop clients settled
-into two alternating batches of 16 (README, "Serve"). An idle server still answers a lone sentence
-`max_wait_ms` after it arrives. Which sentences share a batch never changes a translation,
+Why the quiet gap counts from the end of the previous batch, and from each answer handed back: under
+load the clients a batch answers send their next sentences a few milliseconds after their answers.
+Counted from the oldest arrival, as it was, the sentences that had queued meanwhile left at once
+without them, and 32 closed-loop clients settled into two alternating batches of 16 (README, "Serve").
+Counted from the batch end alone, the event loop could spend the whole gap handing 32 answers back
+before any new sentence was read. An idle server still answers a lone sentence `max_wait_ms` after it
+arrives. Which sentences share a batch never changes a translation,
 because the model decodes with an exact padding strategy (see `serving.app`).
 
 No library does this: the ASGI servers and frameworks batch nothing, and Ray Serve's or Triton's
@@ -98,7 +100,8 @@ class Batcher:
     ) -> None:
         self.decode, self.max_tokens, self.max_wait = decode, max_tokens, max_wait_ms / 1000
         self.max_delay = max_delay_ms / 1000
-        self._last_arrival = self._model_free = 0.0  # time.monotonic() of the latest arrival, batch end
+        # time.monotonic() of the latest arrival, of the latest answer handed back, of the latest batch end
+        self._last_arrival = self._last_answer = self._model_free = 0.0
         self.max_queue, self.on_batch = max_queue, on_batch
         self.queue: list[Pending] = []
         self._arrived = asyncio.Event()
@@ -136,7 +139,10 @@ class Batcher:
         self.queue.extend(waiting)
         self._last_arrival = time.monotonic()
         self._arrived.set()
-        return list(await asyncio.gather(*(p.future for p in waiting)))
+        try:
+            return list(await asyncio.gather(*(p.future for p in waiting)))
+        finally:
+            self._last_answer = time.monotonic()
 
     async def _run(self) -> None:
         while True:
@@ -171,7 +177,7 @@ class Batcher:
 
     def _deadline(self, oldest: Pending) -> float:
         """When the batch of `oldest` starts if it does not fill first: after the quiet gap, within the delay."""
-        quiet = max(self._last_arrival, self._model_free) + self.max_wait
+        quiet = max(self._last_arrival, self._last_answer, self._model_free) + self.max_wait
         return min(quiet, max(oldest.arrived, self._model_free) + self.max_delay)
 
     def _fill(self, settings: Settings) -> int:

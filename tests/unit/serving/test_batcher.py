@@ -178,3 +178,35 @@ def test_a_steady_trickle_of_sentences_cannot_hold_a_batch_back_past_the_delay()
     answers = run(scenario())
     assert [texts_of(answer) for answer in answers] == [[f"S{i}"] for i in range(20)]
     assert len(recorder.batches) >= 2
+
+
+def test_answers_handed_back_slowly_still_leave_their_clients_time_to_join_the_next_batch() -> None:
+    """The event loop takes 12 ms per answer it hands back (as serialising and writing a response does),
+    and each client's next sentence needs a few more loop turns to reach the queue (as a request passes
+    the ASGI stack). The quiet gap counts from the last answer handed back, so the next batch waits for
+    all three; counted from the batch end it would have left with b alone."""
+    recorder = SlowRecorder(0.2)
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=15.0, max_delay_ms=500.0, max_queue=10)
+        batcher.start()
+
+        async def client(name: str):
+            first = await batcher.translate([name], [1], GREEDY)
+            time.sleep(0.012)  # noqa: ASYNC251 -- the loop busy with this answer, as the server's is
+            for _ in range(20):
+                await asyncio.sleep(0)
+            return first + await batcher.translate([name + "2"], [1], GREEDY)
+
+        async def late():
+            await asyncio.sleep(0.1)  # queued while the first batch decodes
+            return await batcher.translate(["b"], [1], GREEDY)
+
+        try:
+            return await asyncio.gather(client("x"), client("y"), client("z"), late())
+        finally:
+            await batcher.stop()
+
+    *clients, _late = run(scenario())
+    assert [texts_of(answer) for answer in clients] == [["X", "X2"], ["Y", "Y2"], ["Z", "Z2"]]
+    assert [sorted(texts) for texts, _ in recorder.batches] == [["x", "y", "z"], ["b", "x2", "y2", "z2"]]

@@ -126,6 +126,10 @@ class Batcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._worker.shutdown(wait=True)
 
+    async def warm_up(self, sources: list[Any], settings: Settings) -> None:
+        """Decodes `sources` in the worker thread, outside the queue and the metrics."""
+        await asyncio.get_running_loop().run_in_executor(self._worker, self.decode, sources, settings)
+
     async def translate(
         self, sources: list[Any], pieces: list[int], settings: Settings
     ) -> list[list[tuple[str, Hypothesis]]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
 import statistics
@@ -59,6 +60,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--preload",
+        default=JEMALLOC if Path(JEMALLOC).exists() else "",
+        help=f"a malloc for the server (LD_PRELOAD; default {JEMALLOC}, Debian's libjemalloc2, when installed; '' for glibc's)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs", help="where serve_load.png goes")
     return parser.parse_args()
@@ -69,6 +75,7 @@ def main() -> None:
     sentences = [s for s in read_parallel(args.corpus, "test", *args.langs).src if s.strip()]
     torch.set_num_threads(args.threads)
     result = {"checkpoint": str(args.checkpoint), "beam_size": args.beam_size, "threads": args.threads}
+    result["preload"] = args.preload
     result |= {"machine": machine(), "alone_ms": alone_ms(args, sentences)}
     result["rows"] = []
     print(f"one sentence alone (Translator.translate): p50 {result['alone_ms']['p50']:.1f} ms")
@@ -142,7 +149,8 @@ class Server:
         ]  # fmt: skip
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
+        env = os.environ | ({"LD_PRELOAD": self.args.preload} if self.args.preload else {})
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 300
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -210,6 +218,7 @@ class Server:
 
 
 WRK_SCRIPT = Path(__file__).parent / "wrk" / "translate.lua"
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"  # Debian's libjemalloc2 (x86-64)
 
 
 def closed_loop(

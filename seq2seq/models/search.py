@@ -76,7 +76,9 @@ def greedy_search(
     prev = torch.full_like(live, BOS_ID)
     for step in range(tokens.size(1)):
         logits, state, _ = model.decode_step(prev, state, encoded)
-        best, row = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)  # over the scored pieces
+        logits = logits.float()
+        best, row = logits.max(dim=-1)  # over the scored pieces: the best logit is the best log-prob
+        best = best - torch.logsumexp(logits, dim=-1)
         token = model.output_tokens(row)
         tokens[live, step], scores[live], lengths[live] = token, scores[live] + best, step + 1
         done = (token == EOS_ID) | (step + 1 >= limits)
@@ -205,11 +207,7 @@ class Beams:
     def step(self) -> None:
         """Scores every continuation, sets aside those that end, keeps the best `size` that go on."""
         logits, self.state, _ = self.model.decode_step(self.prev, self.state, self.encoded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, scored pieces)
-        vocab = log_probs.size(-1)
-        candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, self.size * vocab)
-        top, flat = candidates.topk(min(2 * self.size, candidates.size(1)), dim=1)  # (B, 2K), best first
-        parent, token = flat // vocab, self.model.output_tokens(flat % vocab)
+        top, parent, token = self._best_continuations(logits.float())
         self.steps += 1
         ends = (token == EOS_ID) | (self.steps >= self.limits)[:, None]
         self._set_aside(top, parent, token, ends)
@@ -222,6 +220,22 @@ class Beams:
         self.state = self.state.select(rows)
         self.history = torch.cat([self.history[rows], self.prev[:, None]], dim=1)
         self._drop_complete()
+
+    def _best_continuations(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(B*K, V) logits -> each sentence's best 2K continuations: scores, parent beams, piece ids (B, 2K).
+
+        A sentence's best 2K over all its K x V continuations are among each beam's own best 2K, and a
+        log-softmax only shifts a beam's row by its log-sum-exp, so the row's best pieces are its best
+        logits. The ranking thus runs on each beam's top 2K logits, not on a full (B, K x V) tensor of
+        log-probabilities: the same continuations with a fraction of the memory traffic per step.
+        """
+        width = min(2 * self.size, logits.size(-1))
+        best, piece = logits.topk(width, dim=-1)  # (B*K, 2K), each beam's best pieces
+        log_probs = best - torch.logsumexp(logits, dim=-1, keepdim=True)
+        candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, self.size * width)
+        top, flat = candidates.topk(min(2 * self.size, candidates.size(1)), dim=1)  # (B, 2K), best first
+        rows = piece.view(self.batch, self.size * width).gather(1, flat)
+        return top, flat // width, self.model.output_tokens(rows)
 
     def _drop_complete(self) -> None:
         """Takes the sentences with `size` ended hypotheses out of the live batch."""

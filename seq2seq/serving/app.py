@@ -132,12 +132,19 @@ def warm_up_batch(served: Served) -> list[list[int]]:
 
 
 async def count_requests(request: Request, call_next):
-    """Counts each request by route and status, and times it."""
+    """Counts each request by route and status, and times it; tells the batcher of each translation
+    request from its start, so that a batch waits for the requests still being read (`Batcher.expect`)."""
     start = time.perf_counter()
-    response = await call_next(request)
+    served: Served = request.app.state.served
+    translating = request.method == "POST" and request.url.path == "/translate" and served.batcher
+    request.state.arrived = served.batcher.expect() if translating else lambda: None
+    try:
+        response = await call_next(request)
+    finally:
+        request.state.arrived()
     route = request.scope.get("route")
     path = route.path if route is not None else "other"
-    metrics: Metrics = request.app.state.served.metrics
+    metrics: Metrics = served.metrics
     metrics.requests.labels(path, str(response.status_code)).inc()
     metrics.latency.labels(path).observe(time.perf_counter() - start)
     return response
@@ -189,6 +196,7 @@ async def translate(request: Request) -> TranslateResponse:
     sources = check_sentences(texts, served.translator, served.limits)
     if not served.ready or served.batcher is None:
         raise RequestError(503, None, "the model is still warming up; retry shortly", {"Retry-After": "1"})
+    request.state.arrived()  # its sentences join the queue now
     try:
         found = await served.batcher.translate(sources, [len(ids) for ids in sources], settings)
     except QueueFull as full:

@@ -12,7 +12,9 @@ load the clients a batch answers send their next sentences a few milliseconds af
 Counted from the oldest arrival, as it was, the sentences that had queued meanwhile left at once
 without them, and 32 closed-loop clients settled into two alternating batches of 16 (README, "Serve").
 Counted from the batch end alone, the event loop could spend the whole gap handing 32 answers back
-before any new sentence was read. An idle server still answers a lone sentence `max_wait_ms` after it
+before any new sentence was read; and a batch still waits for the requests the server has begun to
+read (`expect`): 32 requests pass the HTTP stack in step, so the first reaches the queue only once all
+have been parsed, and a 10-minute soak had fallen back to batches of 20 on average. An idle server still answers a lone sentence `max_wait_ms` after it
 arrives. Which sentences share a batch never changes a translation,
 because the model decodes with an exact padding strategy (see `serving.app`).
 
@@ -102,6 +104,7 @@ class Batcher:
         self.max_delay = max_delay_ms / 1000
         # time.monotonic() of the latest arrival, of the latest answer handed back, of the latest batch end
         self._last_arrival = self._last_answer = self._model_free = 0.0
+        self._incoming = 0  # requests on their way to the queue (`expect`)
         self.max_queue, self.on_batch = max_queue, on_batch
         self.queue: list[Pending] = []
         self._arrived = asyncio.Event()
@@ -125,6 +128,22 @@ class Batcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._worker.shutdown(wait=True)
+
+    def expect(self) -> Callable[[], None]:
+        """Notes a request on its way to the queue (its body still being read and checked), which a batch
+        waits for as for an arrival, within `max_delay_ms`. Returns the call that says it has reached the
+        queue or failed (calls after the first do nothing)."""
+        self._incoming += 1
+        done = False
+
+        def arrived() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._incoming -= 1
+                self._arrived.set()
+
+        return arrived
 
     async def warm_up(self, sources: list[Any], settings: Settings) -> None:
         """Decodes `sources` in the worker thread, outside the queue and the metrics."""
@@ -150,7 +169,7 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            if not self.queue:
+            while not self.queue:  # `expect`s arrivals wake it too
                 self._arrived.clear()
                 await self._arrived.wait()
             oldest = self.queue[0]
@@ -182,6 +201,8 @@ class Batcher:
     def _deadline(self, oldest: Pending) -> float:
         """When the batch of `oldest` starts if it does not fill first: after the quiet gap, within the delay."""
         quiet = max(self._last_arrival, self._last_answer, self._model_free) + self.max_wait
+        if self._incoming:
+            quiet = max(quiet, time.monotonic() + self.max_wait)
         return min(quiet, max(oldest.arrived, self._model_free) + self.max_delay)
 
     def _fill(self, settings: Settings) -> int:

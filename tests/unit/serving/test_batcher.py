@@ -210,3 +210,51 @@ def test_answers_handed_back_slowly_still_leave_their_clients_time_to_join_the_n
     *clients, _late = run(scenario())
     assert [texts_of(answer) for answer in clients] == [["X", "X2"], ["Y", "Y2"], ["Z", "Z2"]]
     assert [sorted(texts) for texts, _ in recorder.batches] == [["x", "y", "z"], ["b", "x2", "y2", "z2"]]
+
+
+def test_a_batch_waits_for_a_request_the_server_has_begun_to_read() -> None:
+    """b queues while a's batch decodes. After it, a's client's next request takes 60 ms to reach the
+    queue (its body read and checked), far past the 10 ms quiet gap; announced with `expect`, it joins b."""
+    recorder = SlowRecorder(0.2)
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=10.0, max_delay_ms=500.0, max_queue=10)
+        batcher.start()
+
+        async def client_a():
+            first = await batcher.translate(["a"], [1], GREEDY)
+            arrived = batcher.expect()
+            await asyncio.sleep(0.06)
+            arrived()
+            arrived()  # a second call changes nothing
+            return first + await batcher.translate(["c"], [1], GREEDY)
+
+        async def client_b():
+            await asyncio.sleep(0.1)
+            return await batcher.translate(["b"], [1], GREEDY)
+
+        try:
+            return await asyncio.gather(client_a(), client_b())
+        finally:
+            await batcher.stop()
+
+    a_then_c, b = run(scenario())
+    assert texts_of(a_then_c) == ["A", "C"] and texts_of(b) == ["B"]
+    assert [texts for texts, _ in recorder.batches] == [["a"], ["b", "c"]]
+
+
+def test_a_request_announced_and_then_refused_leaves_the_loop_serving() -> None:
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=1.0, max_delay_ms=1.0, max_queue=10)
+        batcher.start()
+        try:
+            await asyncio.sleep(0.01)  # the loop waits for a first arrival
+            batcher.expect()()  # its body was bad: it never reaches the queue
+            await asyncio.sleep(0.01)
+            return await batcher.translate(["good"], [1], GREEDY)
+        finally:
+            await batcher.stop()
+
+    assert texts_of(run(scenario())) == ["GOOD"]

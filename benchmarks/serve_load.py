@@ -6,7 +6,8 @@ connections (Debian's `wrk`, `benchmarks/wrk/translate.lua`), a C load generator
 cores to the server (an httpx client in Python took a measurable share of them),
 once with dynamic batching (the server's defaults) and once with `--max-tokens 1`, one sentence per
 batch. Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
-start and end. The baseline is `Translator.translate` on one sentence in this process, before any
+start and end. The server runs with jemalloc preloaded where Debian's libjemalloc2 is installed
+(`--preload`): under glibc's malloc its memory crept up for minutes under a steady load. The baseline is `Translator.translate` on one sentence in this process, before any
 server starts: the model call `seq2seq-translate` makes for a sentence alone.
 
     python benchmarks/serve_load.py --checkpoint CKPT --corpus ../shared/data/tatoeba-deu-eng --langs de en

@@ -1,22 +1,23 @@
 """Dynamic batching: sentences from concurrent requests are decoded together, in length-sorted batches.
 
 A request's sentences join one queue. A single task takes the oldest sentence, then every queued
-sentence with the same search settings, once the batch holds `max_tokens` padded source pieces, or
-once no sentence has joined the queue and no answer has been handed back for `max_wait_ms` (counted
-from the end of the previous batch at the earliest), or at the latest `max_delay_ms` after its oldest sentence could have started (queued,
-and the model free). The batch runs in a worker thread (the event loop keeps answering meanwhile) and
-each sentence's future gets its result. A large request simply spreads over several batches.
+sentence with the same search settings, once the batch holds `max_tokens` padded source pieces; or
+once the queue has been quiet for `max_wait_ms`: no sentence has joined it, no answer has been handed
+back and no request has been on its way in (`expect`: read, not yet queued) for that long, counted
+from the end of the previous batch at the earliest; or at the latest `max_delay_ms` after its oldest
+sentence could have started (queued, and the model free). The batch runs in a worker thread (the
+event loop keeps answering meanwhile) and each sentence's future gets its result. A large request
+simply spreads over several batches.
 
-Why the quiet gap counts from the end of the previous batch, and from each answer handed back: under
-load the clients a batch answers send their next sentences a few milliseconds after their answers.
-Counted from the oldest arrival, as it was, the sentences that had queued meanwhile left at once
-without them, and 32 closed-loop clients settled into two alternating batches of 16 (README, "Serve").
-Counted from the batch end alone, the event loop could spend the whole gap handing 32 answers back
-before any new sentence was read; and a batch still waits for the requests the server has begun to
-read (`expect`): 32 requests pass the HTTP stack in step, so the first reaches the queue only once all
-have been parsed, and a 10-minute soak had fallen back to batches of 20 on average. An idle server still answers a lone sentence `max_wait_ms` after it
-arrives. Which sentences share a batch never changes a translation,
-because the model decodes with an exact padding strategy (see `serving.app`).
+Why the quiet gap is counted so: under load, the clients a batch answers send their next sentences
+a few milliseconds after their answers. Counted from the oldest arrival, as it was, the sentences
+that had queued meanwhile left at once without them, and 32 closed-loop clients settled into two
+alternating batches of 16. Counted from the batch end alone, the event loop could spend the whole
+gap handing 32 answers back before reading a new request; and since 32 requests pass the HTTP stack
+in step, the first reaches the queue only once all have been parsed (README, "Serve", has the
+measurements). An idle server still answers a lone sentence `max_wait_ms` after it arrives. Which
+sentences share a batch never changes a translation, because the model decodes with an exact padding
+strategy (see `serving.app`).
 
 No library does this: the ASGI servers and frameworks batch nothing, and Ray Serve's or Triton's
 batchers are whole serving systems; this is the one queue and loop the server needs.

@@ -2,8 +2,8 @@
 #   docker build -t seq2seq .
 #   docker run --gpus all seq2seq device=gpu
 # The translation server from the same image (the checkpoint mounted, the port published):
-#   docker run -p 8000:8000 -v "$PWD/outputs:/app/outputs" --entrypoint seq2seq-serve seq2seq \
-#       --checkpoint outputs/RUN/checkpoints/best.ckpt --host 0.0.0.0 --port 8000
+#   docker run -p 8000:8000 -v "$PWD/outputs:/app/outputs" -e LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
+#       --entrypoint seq2seq-serve seq2seq --checkpoint outputs/RUN/checkpoints/best.ckpt --host 0.0.0.0 --port 8000
 # CPU-only variant:
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t seq2seq:cpu .
 # Where no image can be pulled: a base made locally (scripts/docker/local_base.sh: Debian's python3 in a
@@ -18,6 +18,14 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://pypi.org/simple
 ARG TORCH_FIND_LINKS=
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# jemalloc for the server, preloaded as in the serve line above: under glibc's malloc its memory crept up
+# under a steady load (README, "Serve"). Linked at one path whatever the architecture. Debian's package
+# versions are not pinned: a point release removes the old ones from the mirror.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
+    && ln -s "$(find /usr/lib -name libjemalloc.so.2 | head -n 1)" /usr/local/lib/libjemalloc.so.2 \
+    && rm -rf /var/lib/apt/lists/*
 
 # /app belongs to the runtime user: runs write outputs/ and the sentencepiece .cache/ there.
 RUN useradd --create-home --uid 1000 seq2seq && install -d -o seq2seq -g seq2seq /app

@@ -59,6 +59,9 @@ def run(*command: str, timeout: float) -> subprocess.CompletedProcess:
     )
 
 
+JEMALLOC = "/usr/local/lib/libjemalloc.so.2"  # where the Dockerfile links it, for its serve line
+
+
 def test_the_image_builds_on_a_local_base_and_trains_the_bundled_corpus(tmp_path: Path) -> None:
     if run("docker", "image", "inspect", BASE, timeout=60).returncode != 0:
         made = run(str(PROJECT_ROOT / "scripts" / "docker" / "local_base.sh"), BASE, timeout=900)
@@ -82,8 +85,12 @@ def test_the_image_builds_on_a_local_base_and_trains_the_bundled_corpus(tmp_path
         output = trained.stdout + trained.stderr
         assert trained.returncode == 0, output[-3000:]
         assert re.search(r'results: \{.*"steps": 5', output), output[-3000:]
-        served = run("docker", "run", "--rm", "--entrypoint", "seq2seq-serve", image, "--help", timeout=300)
+        served = run(
+            "docker", "run", "--rm", "-e", f"LD_PRELOAD={JEMALLOC}", "--entrypoint", "seq2seq-serve", image,
+            "--help", timeout=300,
+        )  # fmt: skip
         assert served.returncode == 0 and "--checkpoint" in served.stdout, served.stderr[-3000:]
+        assert "cannot be preloaded" not in served.stderr, served.stderr[-3000:]  # the serve line's jemalloc
     finally:
         server.shutdown()
         run("docker", "rmi", "-f", image, timeout=300)

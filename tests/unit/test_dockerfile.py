@@ -66,6 +66,8 @@ def test_runs_as_non_root_with_train_py_as_entry_point() -> None:
 def test_the_image_installs_the_server_and_says_how_to_start_it() -> None:
     assert re.search(r'-e "\.\[[^"]*\bserve\b[^"]*\]"', DOCKERFILE)
     assert "--entrypoint seq2seq-serve" in DOCKERFILE and "--host 0.0.0.0" in DOCKERFILE
+    assert "-e LD_PRELOAD=/usr/local/lib/libjemalloc.so.2" in DOCKERFILE  # the malloc README "Serve" asks for
+    assert "libjemalloc2" in DOCKERFILE and "/usr/local/lib/libjemalloc.so.2" in DOCKERFILE
 
 
 def test_dockerignore_keeps_corpora_outputs_and_runs_out() -> None:

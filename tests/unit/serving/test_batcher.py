@@ -132,17 +132,19 @@ def test_stop_decodes_what_is_queued_first() -> None:
     assert texts_of(run(scenario())) == ["LATE"]
 
 
-def test_the_client_a_batch_answers_joins_the_sentences_that_queued_while_it_decoded() -> None:
-    """b queues while a's batch decodes; a's client sends c as soon as it has its answer. The quiet gap
-    counts from the end of a's batch, so c joins b, where a gap counted from b's arrival would not wait."""
+def batches_when_a_client_returns(max_wait_ms: float, between=None) -> list[list[str]]:
+    """a's batch decodes for 0.2 s; b queues meanwhile; once answered, a's client runs `between` (a coroutine
+    function taking the batcher), then sends c. Checks every answer and returns the batches' texts."""
     recorder = SlowRecorder(0.2)
 
     async def scenario():
-        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=20.0, max_delay_ms=500.0, max_queue=10)
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=max_wait_ms, max_delay_ms=500.0, max_queue=10)
         batcher.start()
 
         async def client_a():
             first = await batcher.translate(["a"], [1], GREEDY)
+            if between is not None:
+                await between(batcher)
             return first + await batcher.translate(["c"], [1], GREEDY)
 
         async def client_b():
@@ -156,7 +158,13 @@ def test_the_client_a_batch_answers_joins_the_sentences_that_queued_while_it_dec
 
     a_then_c, b = run(scenario())
     assert texts_of(a_then_c) == ["A", "C"] and texts_of(b) == ["B"]
-    assert [texts for texts, _ in recorder.batches] == [["a"], ["b", "c"]]
+    return [texts for texts, _ in recorder.batches]
+
+
+def test_the_client_a_batch_answers_joins_the_sentences_that_queued_while_it_decoded() -> None:
+    """b queues while a's batch decodes; a's client sends c as soon as it has its answer. The quiet gap
+    counts from the end of a's batch, so c joins b, where a gap counted from b's arrival would not wait."""
+    assert batches_when_a_client_returns(20.0) == [["a"], ["b", "c"]]
 
 
 def test_a_steady_trickle_of_sentences_cannot_hold_a_batch_back_past_the_delay() -> None:
@@ -215,32 +223,14 @@ def test_answers_handed_back_slowly_still_leave_their_clients_time_to_join_the_n
 def test_a_batch_waits_for_a_request_the_server_has_begun_to_read() -> None:
     """b queues while a's batch decodes. After it, a's client's next request takes 60 ms to reach the
     queue (its body read and checked), far past the 10 ms quiet gap; announced with `expect`, it joins b."""
-    recorder = SlowRecorder(0.2)
 
-    async def scenario():
-        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=10.0, max_delay_ms=500.0, max_queue=10)
-        batcher.start()
+    async def read_slowly(batcher: Batcher) -> None:
+        arrived = batcher.expect()
+        await asyncio.sleep(0.06)
+        arrived()
+        arrived()  # a second call changes nothing
 
-        async def client_a():
-            first = await batcher.translate(["a"], [1], GREEDY)
-            arrived = batcher.expect()
-            await asyncio.sleep(0.06)
-            arrived()
-            arrived()  # a second call changes nothing
-            return first + await batcher.translate(["c"], [1], GREEDY)
-
-        async def client_b():
-            await asyncio.sleep(0.1)
-            return await batcher.translate(["b"], [1], GREEDY)
-
-        try:
-            return await asyncio.gather(client_a(), client_b())
-        finally:
-            await batcher.stop()
-
-    a_then_c, b = run(scenario())
-    assert texts_of(a_then_c) == ["A", "C"] and texts_of(b) == ["B"]
-    assert [texts for texts, _ in recorder.batches] == [["a"], ["b", "c"]]
+    assert batches_when_a_client_returns(10.0, read_slowly) == [["a"], ["b", "c"]]
 
 
 def test_a_request_announced_and_then_refused_leaves_the_loop_serving() -> None:

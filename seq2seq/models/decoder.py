@@ -47,6 +47,24 @@ class DecoderState:
         h = torch.stack(self.h)
         return h if self.c is None else (h, torch.stack(self.c))
 
+    @classmethod
+    def cat(cls, states: list[DecoderState]) -> DecoderState:
+        """The rows of `states` one after another, in one batch."""
+
+        def rows(tensors: list[tuple[Tensor, ...] | None]) -> tuple[Tensor, ...] | None:
+            return (
+                None
+                if tensors[0] is None
+                else tuple(torch.cat(layer) for layer in zip(*tensors, strict=True))
+            )
+
+        feeds = [state.feed for state in states]
+        return cls(
+            rows([state.h for state in states]),
+            rows([state.c for state in states]),
+            None if feeds[0] is None else torch.cat(feeds),
+        )
+
     def select(self, index: Tensor) -> DecoderState:
         """Keeps the batch rows in `index` (B',) in that order: how beams follow their parents."""
 

@@ -37,6 +37,33 @@ def test_beam_never_ranks_below_greedy(encoder, alpha) -> None:
     assert all(b[0].normalized >= g.score / p - 1e-5 for b, g, p in zip(beam, greedy, penalty, strict=True))
 
 
+def test_the_greedy_path_read_off_the_beams_is_greedy_search() -> None:
+    """Beam search's greedy hypothesis (followed while a live beam, decoded on from where the beams left
+    it once pruned or once its sentence completes) is greedy search's, whichever way each sentence took."""
+    followed = lost = 0
+    for encoder, strategy in [
+        ("bilstm", StateResetStrategy()),
+        ("attention", MaskingStrategy()),
+        ("gru", PackingStrategy()),
+    ]:
+        model = build(encoder, strategy, input_feeding=True)
+        batch = collate(PAIRS)
+        expected = greedy_search(model, batch.src, batch.src_lengths, batch.src_mask)
+        for size in (2, 5):
+            beams = Beams(
+                model, batch.src, batch.src_lengths, batch.src_mask, size, 1.0, False, 1.5, 10, True
+            )
+            with torch.no_grad():
+                while not beams.complete() and beams.steps < beams.max_steps:
+                    beams.step()
+                ended_while_followed = sum(h is not None for h in beams.greedy)
+                found = beams.greedy_hypotheses()
+            followed, lost = followed + ended_while_followed, lost + len(found) - ended_while_followed
+            assert [(h.tokens, h.length) for h in found] == [(h.tokens, h.length) for h in expected]
+            assert [h.score for h in found] == pytest.approx([h.score for h in expected], abs=1e-5)
+    assert followed > 0 and lost > 0  # both ways are exercised
+
+
 @pytest.mark.parametrize(
     "encoder,strategy", [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())], ids=str
 )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seq2seq.data.vocab import UNK_ID
 from seq2seq.inference.translator import Translator
@@ -88,7 +89,7 @@ def create_app(
     served = Served(translator, limits, strategy_note, metrics, worker)
     app.state.served = served
     app.include_router(router)
-    app.middleware("http")(count_requests)
+    app.add_middleware(CountRequests)
     app.add_exception_handler(RequestError, refused)
     return app
 
@@ -131,23 +132,42 @@ def warm_up_batch(served: Served) -> list[list[int]]:
     return [(pieces * n)[: min(n, longest)] for n in WARM_UP_SENTENCES]
 
 
-async def count_requests(request: Request, call_next):
-    """Counts each request by route and status, and times it; tells the batcher of each translation
-    request from its start, so that a batch waits for the requests still being read (`Batcher.expect`)."""
-    start = time.perf_counter()
-    served: Served = request.app.state.served
-    translating = request.method == "POST" and request.url.path == "/translate" and served.batcher
-    request.state.arrived = served.batcher.expect() if translating else lambda: None
-    try:
-        response = await call_next(request)
-    finally:
-        request.state.arrived()
-    route = request.scope.get("route")
-    path = route.path if route is not None else "other"
-    metrics: Metrics = served.metrics
-    metrics.requests.labels(path, str(response.status_code)).inc()
-    metrics.latency.labels(path).observe(time.perf_counter() - start)
-    return response
+class CountRequests:
+    """ASGI middleware: counts each request by route and status, and times it; tells the batcher of each
+    translation request from its start, so that a batch waits for the requests still being read
+    (`Batcher.expect`; the route calls `request.state.arrived()` once its sentences are queued).
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which runs every request through a task
+    group and memory streams: under load that cost the event loop a measurable share of each answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+        served: Served = scope["app"].state.served
+        translating = scope["method"] == "POST" and scope["path"] == "/translate" and served.batcher
+        arrived = served.batcher.expect() if translating else lambda: None
+        scope.setdefault("state", {})["arrived"] = arrived
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            arrived()
+            route = scope.get("route")
+            path = route.path if route is not None else "other"
+            served.metrics.requests.labels(path, str(status)).inc()
+            served.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
 async def refused(request: Request, error: RequestError) -> JSONResponse:

@@ -81,7 +81,7 @@ def main() -> None:
     result["rows"] = []
     print(f"one sentence alone (Translator.translate): p50 {result['alone_ms']['p50']:.1f} ms")
     print(
-        f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6}"
+        f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} {'busy':>5}"
     )
     for mode, counts, options in (
         ("dynamic", args.clients, []),
@@ -176,16 +176,21 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def batches(self) -> tuple[float, float]:
-        """(batches decoded, sentences in them) so far, from /metrics."""
+    def batches(self) -> tuple[float, float, float]:
+        """(batches decoded, sentences in them, the model's seconds on them) so far, from /metrics."""
         text = httpx.get(f"{self.url}/metrics").text
         found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-        return found["seq2seq_batch_sentences_count"], found["seq2seq_batch_sentences_sum"]
+        return (
+            found["seq2seq_batch_sentences_count"],
+            found["seq2seq_batch_sentences_sum"],
+            found["seq2seq_batch_seconds_sum"],
+        )
 
     def load(self, clients: int, seconds: float, sentences: list[str], rss_every_s: float = 0) -> dict:
-        """`clients` closed-loop clients for `seconds`: sentences/s, latency percentiles, errors, mean batch
-        (and with `rss_every_s`, the server's resident memory at that interval, as `rss_mb`)."""
-        before = self.batches()
+        """`clients` closed-loop clients for `seconds`: sentences/s, latency percentiles, errors, mean batch,
+        the share of the time the model was decoding (`model_busy`: what is left is the HTTP turnaround
+        between batches), and with `rss_every_s`, the server's resident memory at that interval (`rss_mb`)."""
+        before, window = self.batches(), time.monotonic()
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
 
@@ -201,8 +206,8 @@ class Server:
             summary = closed_loop(self.url, clients, seconds, sentences, self.args)
         finally:
             stop.set()
-        after = self.batches()
-        batches, batched = after[0] - before[0], after[1] - before[1]
+        after, window = self.batches(), time.monotonic() - window
+        batches, batched, busy = (a - b for a, b in zip(after, before, strict=True))
         errors = summary["socket_errors"] + summary["non_2xx"]
         answered = summary["responses"] - summary["non_2xx"]
         duration = summary["duration_us"] / 1e6
@@ -215,6 +220,7 @@ class Server:
             "p99_ms": summary["p99_us"] / 1000,
             "errors": errors,
             "mean_batch": batched / batches if batches else float("nan"),
+            "model_busy": busy / window,  # batches cut by the window's edges count whole: about 1% either way
         } | ({"rss_mb": samples} if rss_every_s > 0 else {})
 
 
@@ -245,7 +251,8 @@ def closed_loop(
 def print_row(row: dict) -> None:
     print(
         f"{row['batching']:<13} {row['clients']:>7} {row['sentences_per_s']:>8.1f} {row['p50_ms']:>8.0f} "
-        f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['errors']:>6} {row['mean_batch']:>6.1f}",
+        f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['errors']:>6} {row['mean_batch']:>6.1f} "
+        f"{row['model_busy']:>5.0%}",
         flush=True,
     )
 

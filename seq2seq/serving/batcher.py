@@ -72,10 +72,12 @@ class Pending:
 
 @dataclass
 class BatchReport:
-    """What one decoded batch held, for the metrics: sentences, and the share of source pads."""
+    """What one decoded batch held, for the metrics: sentences, the share of source pads, and the seconds
+    from handing the batch to the model thread to its results (how busy the model is, under load)."""
 
     sentences: int
     pad_fraction: float
+    seconds: float
 
 
 class Batcher:
@@ -181,6 +183,7 @@ class Batcher:
                     await asyncio.wait_for(self._arrived.wait(), wait)
                 continue
             batch = self._take(oldest.settings)
+            started = time.monotonic()
             try:
                 found = await asyncio.get_running_loop().run_in_executor(
                     self._worker, self.decode, [p.source for p in batch], oldest.settings
@@ -197,7 +200,8 @@ class Batcher:
                     pending.future.set_result(result)
             longest = max(p.pieces for p in batch)
             real = sum(p.pieces for p in batch)
-            self.on_batch(BatchReport(len(batch), 1 - real / max(1, longest * len(batch))))
+            pads = 1 - real / max(1, longest * len(batch))
+            self.on_batch(BatchReport(len(batch), pads, self._model_free - started))
 
     def _deadline(self, oldest: Pending) -> float:
         """When the batch of `oldest` starts if it does not fill first: after the quiet gap, within the delay."""

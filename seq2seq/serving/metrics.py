@@ -1,4 +1,5 @@
-"""The server's Prometheus series, in a registry of its own: requests, latency, batches, pads, the queue."""
+"""The server's Prometheus series, in a registry of its own: requests, latency, batches, pads, model time,
+the queue."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
             registry=self.registry,
         )
+        self.batch_seconds = Histogram(
+            "seq2seq_batch_seconds",
+            "model time per decoded batch (its sum over a time span: the share the model was busy)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
         self.sentences = Counter("seq2seq_sentences", "sentences translated", registry=self.registry)
         depth = Gauge("seq2seq_queue_depth", "sentences waiting for a batch", registry=self.registry)
         depth.set_function(queue_depth)
@@ -42,4 +49,5 @@ class Metrics:
     def batch(self, report: BatchReport) -> None:
         self.batch_sentences.observe(report.sentences)
         self.batch_pads.observe(report.pad_fraction)
+        self.batch_seconds.observe(report.seconds)
         self.sentences.inc(report.sentences)

@@ -415,5 +415,6 @@ def test_serve_load_benchmark_measures_both_batchings_and_the_soak(tiny_checkpoi
     assert all(row["errors"] == 0 and row["sentences_per_s"] > 0 for row in rows.values())
     assert rows[("one sentence", 4)]["mean_batch"] == 1.0  # --max-tokens 1: never two sentences in a batch
     assert rows[("dynamic", 1)]["p50_ms"] <= rows[("dynamic", 1)]["p99_ms"]
+    assert all(0 < row["model_busy"] < 1.1 for row in rows.values())  # edge batches count whole
     assert result["soak"]["rss_start_mb"] > 0 and result["soak"]["errors"] == 0
     assert result["alone_ms"]["p50"] > 0 and (tmp_path / "serve_load.png").stat().st_size > 0

@@ -171,6 +171,8 @@ def test_answers_under_concurrent_load_equal_each_sentence_translated_alone(
     assert metrics["seq2seq_batch_sentences_count"] < 2 * len(SOURCES)  # sentences did share batches
     assert metrics["seq2seq_batch_pad_fraction_count"] == metrics["seq2seq_batch_sentences_count"]
     assert 0 <= metrics["seq2seq_batch_pad_fraction_sum"] < metrics["seq2seq_batch_pad_fraction_count"]
+    assert metrics["seq2seq_batch_seconds_count"] == metrics["seq2seq_batch_sentences_count"]
+    assert metrics["seq2seq_batch_seconds_sum"] > 0
     if name == "masking":
         assert "checkpoint's own padding strategy, MaskingStrategy(), which is exact" in log
     else:

@@ -67,7 +67,15 @@ def test_concurrent_requests_share_a_batch_and_each_gets_its_own_answers_in_orde
     first, second = run(serve(recorder, (["a", "bb"], [1, 2], GREEDY), (["ccc"], [3], GREEDY)))
     assert texts_of(first) == ["A", "BB"] and texts_of(second) == ["CCC"]
     assert recorder.batches == [(["a", "bb", "ccc"], GREEDY)]
-    assert recorder.reports == [BatchReport(3, 1 - 6 / 9)]
+    (report,) = recorder.reports
+    assert (report.sentences, report.pad_fraction) == (3, 1 - 6 / 9)
+
+
+def test_each_batch_report_holds_the_time_the_model_took() -> None:
+    recorder = SlowRecorder(0.05)
+    run(serve(recorder, (["a"], [1], GREEDY)))
+    (report,) = recorder.reports
+    assert 0.05 <= report.seconds < 1.0
 
 
 def test_a_batch_stays_within_the_token_budget_and_a_large_request_spreads_over_batches() -> None:

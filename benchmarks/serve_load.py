@@ -5,7 +5,9 @@ per request, waits for the answer, sends the next) for `--seconds` at each clien
 connections (Debian's `wrk`, `benchmarks/wrk/translate.lua`), a C load generator that leaves the shared
 cores to the server (an httpx client in Python took a measurable share of them),
 once with dynamic batching (the server's defaults) and once with `--max-tokens 1`, one sentence per
-batch. Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
+batch; `--rounds N` runs both N times, taking turns, and reports each row's median and the speedup
+of dynamic batching round by round, since on a shared VM one row moved by up to a fifth between runs.
+Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
 start and end. The server runs with jemalloc preloaded where Debian's libjemalloc2 is installed
 (`--preload`): under glibc's malloc its memory crept up for minutes under a steady load. The baseline is `Translator.translate` on one sentence in this process, before any
 server starts: the model call `seq2seq-translate` makes for a sentence alone.
@@ -56,6 +58,13 @@ def parse_args() -> argparse.Namespace:
         "--one-sentence-clients", nargs="*", type=int, default=[1, 32], help="with --max-tokens 1"
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="per client count")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs of every client row, the two batchings taking turns; the tables give each row's median "
+        "(on a shared 2-core VM one row moved by up to a fifth between runs)",
+    )
     parser.add_argument("--soak-clients", type=int, default=32)
     parser.add_argument("--soak-seconds", type=float, default=600.0, help="0: no soak")
     parser.add_argument("--beam-size", type=int, default=5)
@@ -83,16 +92,26 @@ def main() -> None:
     print(
         f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} {'busy':>5}"
     )
-    for mode, counts, options in (
-        ("dynamic", args.clients, []),
-        ("one sentence", args.one_sentence_clients, ["--max-tokens", "1"]),
-    ):
-        with serving(args, options) as server:
-            for clients in counts:
-                row = {"batching": mode, "clients": clients} | server.load(clients, args.seconds, sentences)
-                result["rows"].append(row)
-                print_row(row)
-                write_json(args.out, result)
+    for round_ in range(args.rounds):
+        for mode, counts, options in (
+            ("dynamic", args.clients, []),
+            ("one sentence", args.one_sentence_clients, ["--max-tokens", "1"]),
+        ):
+            with serving(args, options) as server:
+                for clients in counts:
+                    row = {"batching": mode, "clients": clients, "round": round_}
+                    row |= server.load(clients, args.seconds, sentences)
+                    result["rows"].append(row)
+                    print_row(row)
+                    write_json(args.out, result)
+    result["medians"], result["speedup"] = medians(result["rows"]), speedups(result["rows"])
+    print(f"\nmedians of {args.rounds} round(s)")
+    for row in result["medians"]:
+        print_row(row)
+    for clients, ratios in result["speedup"].items():
+        print(
+            f"{clients} clients: dynamic / one sentence {ratios['median']:.2f}x (rounds: {ratios['rounds']})"
+        )
     if args.soak_seconds > 0:
         with serving(args, []) as server:
             start_mb = server.rss_mb()
@@ -107,6 +126,45 @@ def main() -> None:
         )
     write_json(args.out, result)
     plot(result, args.docs / "serve_load.png")
+
+
+MEDIAN_KEYS = ("sentences_per_s", "p50_ms", "p95_ms", "p99_ms", "mean_batch", "model_busy")
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    """One row per batching and client count: the rounds' median of each figure, their sentences/s range
+    and their errors added up."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["batching"], row["clients"]), []).append(row)
+    return [
+        {"batching": mode, "clients": clients, "rounds": len(runs)}
+        | {key: statistics.median(run[key] for run in runs) for key in MEDIAN_KEYS}
+        | {
+            "sentences_per_s_range": [
+                min(r["sentences_per_s"] for r in runs),
+                max(r["sentences_per_s"] for r in runs),
+            ],
+            "errors": sum(run["errors"] for run in runs),
+        }
+        for (mode, clients), runs in groups.items()
+    ]
+
+
+def speedups(rows: list[dict]) -> dict[int, dict]:
+    """For each client count run both ways: dynamic batching's sentences/s over one-sentence batches',
+    round by round (the two servers of a round ran back to back), and the median of those."""
+    rate = {(r["batching"], r["clients"], r["round"]): r["sentences_per_s"] for r in rows}
+    found = {}
+    for batching, clients, round_ in sorted(rate):
+        if batching == "dynamic" and ("one sentence", clients, round_) in rate:
+            found.setdefault(clients, []).append(
+                rate[batching, clients, round_] / rate["one sentence", clients, round_]
+            )
+    return {
+        clients: {"median": statistics.median(ratios), "rounds": [round(r, 2) for r in ratios]}
+        for clients, ratios in found.items()
+    }
 
 
 def alone_ms(args: argparse.Namespace, sentences: list[str]) -> dict[str, float]:
@@ -265,7 +323,7 @@ def plot(result: dict, path: Path) -> None:
 
     figure, (rate, latency, memory) = plt.subplots(1, 3, figsize=(13, 3.4))
     for mode, style in (("dynamic", "o-"), ("one sentence", "s--")):
-        rows = [r for r in result["rows"] if r["batching"] == mode]
+        rows = [r for r in result["medians"] if r["batching"] == mode]
         clients = [r["clients"] for r in rows]
         rate.plot(clients, [r["sentences_per_s"] for r in rows], style, label=mode)
         latency.plot(clients, [r["p95_ms"] for r in rows], style, label=mode)

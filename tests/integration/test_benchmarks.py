@@ -406,12 +406,17 @@ def test_serve_load_benchmark_measures_both_batchings_and_the_soak(tiny_checkpoi
             "--one-sentence-clients",
             "4",
         ),
-        *("--seconds", "2", "--soak-clients", "2", "--soak-seconds", "2", "--threads", "1"),
+        *("--seconds", "2", "--rounds", "2", "--soak-clients", "2", "--soak-seconds", "2", "--threads", "1"),
         *("--out", str(out), "--docs", str(tmp_path)),
     )
     result = json.loads(out.read_text())
-    rows = {(row["batching"], row["clients"]): row for row in result["rows"]}
+    assert [row["round"] for row in result["rows"]] == [0, 0, 0, 1, 1, 1]  # the batchings take turns
+    rows = {(row["batching"], row["clients"]): row for row in result["medians"]}
     assert set(rows) == {("dynamic", 1), ("dynamic", 4), ("one sentence", 4)}
+    assert all(row["rounds"] == 2 for row in rows.values())
+    low, high = rows[("dynamic", 4)]["sentences_per_s_range"]
+    assert low <= rows[("dynamic", 4)]["sentences_per_s"] <= high
+    assert list(result["speedup"]) == ["4"] and len(result["speedup"]["4"]["rounds"]) == 2
     assert all(row["errors"] == 0 and row["sentences_per_s"] > 0 for row in rows.values())
     assert rows[("one sentence", 4)]["mean_batch"] == 1.0  # --max-tokens 1: never two sentences in a batch
     assert rows[("dynamic", 1)]["p50_ms"] <= rows[("dynamic", 1)]["p99_ms"]

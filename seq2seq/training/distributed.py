@@ -35,10 +35,13 @@ log = logging.getLogger(__name__)
 
 # A peer's socket address as gloo prints it: "[10.77.0.12]:4312" (IPv6 inside the brackets too).
 PEER_ADDRESS = re.compile(r"\[([0-9A-Fa-f:.]+)\]:\d+")
-# What gloo and NCCL say when a peer went away or stopped answering (torch 2.x messages).
+# What gloo and NCCL say when a peer went away or stopped answering (torch 2.x messages). A timeout closes
+# gloo's connection to that peer, so any other collective already queued on it (DDP's bucket all-reduces)
+# fails with "Application timeout caused pair closure" instead, and that one may be the error raised.
 LOST_PEER = re.compile(
     r"Connection (closed|reset) by peer|Broken pipe|Timed out waiting|timed out|Socket Timeout|"
-    r"NCCL communicator was aborted|remote process exited"
+    r"timeout caused pair closure|Socket (unexpectedly )?closed|NCCL communicator was aborted|"
+    r"remote process exited"
 )
 
 

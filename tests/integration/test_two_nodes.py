@@ -175,6 +175,13 @@ def kill_run_on(node: str, run_dir: Path, signum: signal.Signals = signal.SIGKIL
     return killed
 
 
+def error_line(log: str) -> str:
+    """The one `error: ` paragraph a survivor printed; failing with the log's end when there is not one."""
+    lines = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, log[-6000:]
+    return lines[0]
+
+
 def text_of(logs: Path) -> str:
     return "\n".join(
         f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(logs.glob("*.log"))
@@ -344,7 +351,7 @@ def test_a_node_lost_mid_run_ends_the_survivor_then_resume_continues_exactly(
             kill_group(process)
     survivor = (logs / "node1.log").read_text(errors="replace")
     assert code != 0 and waited < 90, (code, waited, survivor[-3000:])  # bounded: device.timeout_s=60 at most
-    (line,) = [line for line in survivor.splitlines() if line.startswith("error: ")]
+    line = error_line(survivor)
     assert "lost rank 1 (host node2, 10.77.0.12)" in line and "resume=true" in line, line
     assert f"exitcode  : {LostRank.exit_code}" in survivor or f"exit code {LostRank.exit_code}" in survivor, (
         survivor[-3000:]
@@ -423,5 +430,5 @@ def test_a_node_that_stops_answering_ends_the_survivor_after_device_timeout_s(
         waited,
         survivor[-3000:],
     )  # the timeout, not at once or never
-    (line,) = [line for line in survivor.splitlines() if line.startswith("error: ")]
+    line = error_line(survivor)
     assert "at step" in line and "device.timeout_s (15 s here)" in line and "resume=true" in line, line

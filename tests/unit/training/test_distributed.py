@@ -64,6 +64,16 @@ def test_a_timeout_without_an_address_says_a_rank_stopped_answering(tmp_path) ->
     assert "the last checkpoint of this run folder" in str(error)  # none saved yet
 
 
+def test_a_collective_queued_behind_the_timeout_is_a_rank_stopped_answering_too(tmp_path) -> None:
+    """The timeout closes gloo's pair to the silent peer; an all-reduce queued on that pair then fails with
+    its own message (a plain RuntimeError, as torch 2.13 raises it), and that may be the one raised."""
+    error = lost_rank_error(
+        RuntimeError("Application timeout caused pair closure"), trainer_of(FOUR, tmp_path=tmp_path)
+    )
+    assert error is not None and str(error).startswith("a rank stopped answering at step 45")
+    assert "(Application timeout caused pair closure)" in str(error)
+
+
 @pytest.mark.parametrize("peers", [FOUR, FOUR[:1]], ids=["four ranks", "one process"])
 def test_other_errors_and_single_process_runs_are_left_as_they_are(peers, tmp_path) -> None:
     assert lost_rank_error(ValueError("a bad value"), trainer_of(peers, tmp_path=tmp_path)) is None

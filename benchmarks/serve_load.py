@@ -9,8 +9,10 @@ batch; `--rounds N` runs both N times, taking turns, and reports each row's medi
 of dynamic batching round by round, since on a shared VM one row moved by up to a fifth between runs.
 Then a soak at `--soak-clients` for `--soak-seconds`, with the server's resident memory at its
 start and end. The server runs with jemalloc preloaded where Debian's libjemalloc2 is installed
-(`--preload`): under glibc's malloc its memory crept up for minutes under a steady load. The baseline is `Translator.translate` on one sentence in this process, before any
-server starts: the model call `seq2seq-translate` makes for a sentence alone.
+(`--preload`): under glibc's malloc its memory crept up for minutes under a steady load. The idle
+baseline is `Translator.translate` on one sentence at a time in this process, the model call
+`seq2seq-translate` makes for a sentence alone, measured at the start of every round while no server
+runs; `idle_ratio` is the 1-client p50 of the round's dynamic server over it.
 
     python benchmarks/serve_load.py --checkpoint CKPT --corpus ../shared/data/tatoeba-deu-eng --langs de en
 """
@@ -86,13 +88,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     result = {"checkpoint": str(args.checkpoint), "beam_size": args.beam_size, "threads": args.threads}
     result["preload"] = args.preload
-    result |= {"machine": machine(), "alone_ms": alone_ms(args, sentences)}
-    result["rows"] = []
-    print(f"one sentence alone (Translator.translate): p50 {result['alone_ms']['p50']:.1f} ms")
-    print(
-        f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} {'busy':>5}"
-    )
+    result |= {"machine": machine(), "alone_ms": [], "rows": []}
+    alone = Alone(args, sentences)
     for round_ in range(args.rounds):
+        result["alone_ms"].append(alone.measure() | {"round": round_})
+        print(
+            f"\nround {round_}: one sentence alone (Translator.translate) p50 {result['alone_ms'][-1]['p50']:.1f} ms"
+        )
+        print(
+            f"{'batching':<13} {'clients':>7} {'sent/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} {'busy':>5}"
+        )
         for mode, counts, options in (
             ("dynamic", args.clients, []),
             ("one sentence", args.one_sentence_clients, ["--max-tokens", "1"]),
@@ -105,6 +110,7 @@ def main() -> None:
                     print_row(row)
                     write_json(args.out, result)
     result["medians"], result["speedup"] = medians(result["rows"]), speedups(result["rows"])
+    result["idle_ratio"] = idle_ratios(result["rows"], result["alone_ms"])
     print(f"\nmedians of {args.rounds} round(s)")
     for row in result["medians"]:
         print_row(row)
@@ -112,6 +118,9 @@ def main() -> None:
         print(
             f"{clients} clients: dynamic / one sentence {ratios['median']:.2f}x (rounds: {ratios['rounds']})"
         )
+    if result["idle_ratio"]:
+        ratios = result["idle_ratio"]
+        print(f"1 client: p50 / one sentence alone {ratios['median']:.2f}x (rounds: {ratios['rounds']})")
     if args.soak_seconds > 0:
         with serving(args, []) as server:
             start_mb = server.rss_mb()
@@ -167,18 +176,36 @@ def speedups(rows: list[dict]) -> dict[int, dict]:
     }
 
 
-def alone_ms(args: argparse.Namespace, sentences: list[str]) -> dict[str, float]:
-    """Milliseconds of `Translator.translate` on one sentence at a time (200 sentences, after 5 untimed)."""
-    loaded = load_checkpoint(args.checkpoint)
-    translator = Translator(loaded.net, loaded.vocabs, "cpu", batch_size=1)
-    chosen = random.Random(args.seed).sample(sentences, min(205, len(sentences)))
-    times = []
-    for i, sentence in enumerate(chosen):
-        start = time.perf_counter()
-        translator.translate([sentence], args.beam_size)
-        if i >= 5:
-            times.append(1000 * (time.perf_counter() - start))
-    return {"p50": statistics.median(times), "mean": statistics.fmean(times)}
+def idle_ratios(rows: list[dict], alone: list[dict]) -> dict:
+    """Round by round, the dynamic server's 1-client p50 over the p50 of a sentence alone measured at the
+    start of that round (the VM's speed moves between rounds), and the median of those."""
+    baseline = {a["round"]: a["p50"] for a in alone}
+    ratios = [
+        r["p50_ms"] / baseline[r["round"]]
+        for r in rows
+        if r["batching"] == "dynamic" and r["clients"] == 1 and r["round"] in baseline
+    ]
+    return {"median": statistics.median(ratios), "rounds": [round(r, 2) for r in ratios]} if ratios else {}
+
+
+class Alone:
+    """The model call `seq2seq-translate` makes for one sentence alone, in this process."""
+
+    def __init__(self, args: argparse.Namespace, sentences: list[str]) -> None:
+        loaded = load_checkpoint(args.checkpoint)
+        self.translator = Translator(loaded.net, loaded.vocabs, "cpu", batch_size=1)
+        self.beam_size = args.beam_size
+        self.chosen = random.Random(args.seed).sample(sentences, min(205, len(sentences)))
+
+    def measure(self) -> dict[str, float]:
+        """Milliseconds of `Translator.translate` on one sentence at a time (200 sentences, after 5 untimed)."""
+        times = []
+        for i, sentence in enumerate(self.chosen):
+            start = time.perf_counter()
+            self.translator.translate([sentence], self.beam_size)
+            if i >= 5:
+                times.append(1000 * (time.perf_counter() - start))
+        return {"p50": statistics.median(times), "mean": statistics.fmean(times)}
 
 
 @contextmanager

@@ -2,12 +2,15 @@
 
 A request's sentences join one queue. A single task takes the oldest sentence, then every queued
 sentence with the same search settings, once the batch holds `max_tokens` padded source pieces; or
-once the queue has been quiet for `max_wait_ms`: no sentence has joined it, no answer has been handed
-back and no request has been on its way in (`expect`: read, not yet queued) for that long, counted
-from the end of the previous batch at the earliest; or at the latest `max_delay_ms` after its oldest
-sentence could have started (queued, and the model free). The batch runs in a worker thread (the
-event loop keeps answering meanwhile) and each sentence's future gets its result. A large request
-simply spreads over several batches.
+at once when as many sentences have joined the queue since the previous batch ended as that batch
+held (its clients are back: an idle server answering one client, or a full set of closed-loop clients)
+and no request is on its way in (`expect`: read, not yet queued); or else (and before the first
+batch, when no client is known to be coming) once the queue has been
+quiet for `max_wait_ms`: no sentence has joined it, no answer has been handed back and no request has
+been on its way in for that long, counted from the end of the previous batch at the earliest; or at
+the latest `max_delay_ms` after its oldest sentence could have started (queued, and the model free).
+The batch runs in a worker thread (the event loop keeps answering meanwhile) and each sentence's
+future gets its result. A large request simply spreads over several batches.
 
 Why the quiet gap is counted so: under load, the clients a batch answers send their next sentences
 a few milliseconds after their answers. Counted from the oldest arrival, as it was, the sentences
@@ -15,7 +18,11 @@ that had queued meanwhile left at once without them, and 32 closed-loop clients 
 alternating batches of 16. Counted from the batch end alone, the event loop could spend the whole
 gap handing 32 answers back before reading a new request; and since 32 requests pass the HTTP stack
 in step, the first reaches the queue only once all have been parsed (README, "Serve", has the
-measurements). An idle server still answers a lone sentence `max_wait_ms` after it arrives. Which
+measurements). The quiet gap is only needed while some of the previous batch's clients are still to
+come back: once as many sentences have arrived since it ended as it held, waiting longer mostly waits
+for nobody, and an idle server answering one client at a time paid the gap (and the event loop's
+timer rounding) on every sentence. Sentences that queued while the batch decoded do not count, or two
+alternating halves would again each start as soon as the other had. Which
 sentences share a batch never changes a translation, because the model decodes with an exact padding
 strategy (see `serving.app`).
 
@@ -107,6 +114,7 @@ class Batcher:
         self.max_delay = max_delay_ms / 1000
         # time.monotonic() of the latest arrival, of the latest answer handed back, of the latest batch end
         self._last_arrival = self._last_answer = self._model_free = 0.0
+        self._last_size = 0  # sentences of the latest batch
         self._incoming = 0  # requests on their way to the queue (`expect`)
         self.max_queue, self.on_batch = max_queue, on_batch
         self.queue: list[Pending] = []
@@ -183,6 +191,7 @@ class Batcher:
                     await asyncio.wait_for(self._arrived.wait(), wait)
                 continue
             batch = self._take(oldest.settings)
+            self._last_size = len(batch)
             started = time.monotonic()
             try:
                 found = await asyncio.get_running_loop().run_in_executor(
@@ -204,11 +213,18 @@ class Batcher:
             self.on_batch(BatchReport(len(batch), pads, self._model_free - started))
 
     def _deadline(self, oldest: Pending) -> float:
-        """When the batch of `oldest` starts if it does not fill first: after the quiet gap, within the delay."""
+        """When the batch of `oldest` starts if it does not fill first: at once if the previous batch's
+        clients are back, else after the quiet gap, within the delay."""
+        if self._last_size and not self._incoming and self._returned() >= self._last_size:
+            return time.monotonic()
         quiet = max(self._last_arrival, self._last_answer, self._model_free) + self.max_wait
         if self._incoming:
             quiet = max(quiet, time.monotonic() + self.max_wait)
         return min(quiet, max(oldest.arrived, self._model_free) + self.max_delay)
+
+    def _returned(self) -> int:
+        """Queued sentences that arrived after the previous batch ended."""
+        return sum(p.arrived >= self._model_free for p in self.queue)
 
     def _fill(self, settings: Settings) -> int:
         """Padded source pieces of the batch that would be taken now."""

@@ -422,4 +422,7 @@ def test_serve_load_benchmark_measures_both_batchings_and_the_soak(tiny_checkpoi
     assert rows[("dynamic", 1)]["p50_ms"] <= rows[("dynamic", 1)]["p99_ms"]
     assert all(0 < row["model_busy"] < 1.1 for row in rows.values())  # edge batches count whole
     assert result["soak"]["rss_start_mb"] > 0 and result["soak"]["errors"] == 0
-    assert result["alone_ms"]["p50"] > 0 and (tmp_path / "serve_load.png").stat().st_size > 0
+    assert [alone["round"] for alone in result["alone_ms"]] == [0, 1]  # the idle baseline, every round
+    assert all(alone["p50"] > 0 for alone in result["alone_ms"])
+    assert len(result["idle_ratio"]["rounds"]) == 2 and result["idle_ratio"]["median"] > 0
+    assert (tmp_path / "serve_load.png").stat().st_size > 0

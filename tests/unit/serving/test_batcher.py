@@ -256,3 +256,47 @@ def test_a_request_announced_and_then_refused_leaves_the_loop_serving() -> None:
             await batcher.stop()
 
     assert texts_of(run(scenario())) == ["GOOD"]
+
+
+def test_an_idle_server_starts_a_lone_clients_sentences_at_once() -> None:
+    """One client, one sentence after another, with a quiet gap and delay of 0.3 s: the first batch waits
+    for company (no client is known yet); after it no one else is coming back, so each batch starts as
+    its sentence arrives instead of after the gap."""
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=300.0, max_delay_ms=300.0, max_queue=10)
+        batcher.start()
+        try:
+            return [await batcher.translate([f"s{i}"], [1], GREEDY) for i in range(5)]
+        finally:
+            await batcher.stop()
+
+    start = time.monotonic()
+    answers = run(scenario())
+    assert [texts_of(answer) for answer in answers] == [[f"S{i}"] for i in range(5)]
+    assert 0.3 <= time.monotonic() - start < 1.0  # one gap; five would take 1.5 s
+
+
+def test_a_batch_starts_once_every_client_the_previous_one_answered_is_back() -> None:
+    """Three closed-loop clients, three sentences each: their first sentences share a batch after the
+    0.4 s quiet gap; each later batch starts once all three have sent their next, without the gap."""
+    recorder = SlowRecorder(0.05)
+
+    async def scenario():
+        batcher = Batcher(recorder, max_tokens=64, max_wait_ms=400.0, max_delay_ms=2000.0, max_queue=10)
+        batcher.start()
+
+        async def client(name: str):
+            return [texts_of(await batcher.translate([f"{name}{i}"], [1], GREEDY))[0] for i in range(3)]
+
+        try:
+            return await asyncio.gather(client("x"), client("y"), client("z"))
+        finally:
+            await batcher.stop()
+
+    start = time.monotonic()
+    answers = run(scenario())
+    assert answers == [["X0", "X1", "X2"], ["Y0", "Y1", "Y2"], ["Z0", "Z1", "Z2"]]
+    assert [sorted(texts) for texts, _ in recorder.batches] == [[f"{c}{i}" for c in "xyz"] for i in range(3)]
+    assert time.monotonic() - start < 1.0  # three gaps would take 1.2 s, and 0.15 s of decoding

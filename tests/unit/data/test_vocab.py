@@ -37,3 +37,13 @@ def test_separate_vocabularies_and_new_settings_get_their_own_models(tmp_path: P
     assert joint.joint and not separate.joint
     assert separate.src.model_bytes != separate.tgt.model_bytes
     assert len([path for path in tmp_path.iterdir() if path.is_dir()]) == 2
+
+
+def test_short_and_long_lists_encode_and_decode_alike(tmp_path: Path) -> None:
+    """Short lists go line by line, long ones through sentencepiece's thread pool: the same ids and text."""
+    vocabs = build_vocabs(SRC, TGT, tmp_path, vocab_size=60, model_type="bpe")
+    lines = SRC * 2  # 400 lines: past POOLED_FROM
+    ids = vocabs.src.encode(lines)
+    assert [vocabs.src.encode([line])[0] for line in lines[:150]] == ids[:150]
+    assert vocabs.src.decode(ids) == lines
+    assert vocabs.src.decode(ids[:3]) == lines[:3] and vocabs.src.encode([]) == [] == vocabs.src.decode([])

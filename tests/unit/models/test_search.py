@@ -168,3 +168,56 @@ def test_search_on_cuda_runs_in_bf16_and_greedy_fp32_agrees_with_the_cpu(encoder
     model.cuda()
     greedy_cuda = greedy_search(model, cuda.src, cuda.src_lengths, cuda.src_mask)
     assert [h.tokens for h in greedy_cuda] == [h.tokens for h in greedy_cpu]  # fp32 on both devices
+
+
+def ranked_with_every_greedy_path(model, batch, size: int, n_best: int, alpha: float, average: bool):
+    """beam_search's n-best lists as they were before greedy paths could be given up: every pruned greedy
+    path decoded on to its end and ranked with the beams' hypotheses."""
+    beams = Beams(model, batch.src, batch.src_lengths, batch.src_mask, size, alpha, average, 1.5, 10, True)
+    with torch.no_grad():
+        while not beams.complete() and beams.steps < beams.max_steps:
+            beams.step()
+        extras = beams.greedy_hypotheses()
+    found = []
+    for candidates, extra in zip(beams.ended, extras, strict=True):
+        if all(h.tokens != extra.tokens for h in candidates):
+            extra.normalized = extra.score / beams.penalty(extra.length)
+            candidates = [*candidates, extra]
+        found.append(sorted(candidates, key=lambda h: h.normalized, reverse=True)[:n_best])
+    return found
+
+
+def test_giving_up_greedy_paths_that_cannot_rank_changes_no_n_best_list() -> None:
+    """A pruned greedy path is decoded on only while it could still rank among its sentence's n best; the
+    lists are those of decoding every one to its end, and some paths were given up on the way."""
+    given_up = 0
+    for encoder, strategy in [("bilstm", StateResetStrategy()), ("attention", MaskingStrategy())]:
+        model = build(encoder, strategy, input_feeding=True)
+        with (
+            torch.no_grad()
+        ):  # peaked output distributions: pruned greedy paths fall far behind, as trained ones do
+            model.generator.weight.mul_(10)
+            model.generator.bias.mul_(10)
+        batch = collate(PAIRS)
+        for size, n_best, alpha, average in [
+            (5, 1, 1.0, False),
+            (4, 2, 0.0, False),
+            (3, 3, 0.6, False),
+            (5, 1, 0.0, True),
+        ]:
+            expected = ranked_with_every_greedy_path(model, batch, size, n_best, alpha, average)
+            found = beam_search(
+                model, batch.src, batch.src_lengths, batch.src_mask, size, n_best, alpha, average, 1.5, 10
+            )
+            assert [[h.tokens for h in hs] for hs in found] == [[h.tokens for h in hs] for hs in expected]
+            assert [[h.normalized for h in hs] for hs in found] == [
+                [h.normalized for h in hs] for hs in expected
+            ]
+            beams = Beams(
+                model, batch.src, batch.src_lengths, batch.src_mask, size, alpha, average, 1.5, 10, True
+            )
+            with torch.no_grad():
+                while not beams.complete() and beams.steps < beams.max_steps:
+                    beams.step()
+                given_up += sum(h is None for h in beams.greedy_hypotheses(n_best))
+    assert given_up > 0  # the bound does prune here

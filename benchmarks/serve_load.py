@@ -365,7 +365,12 @@ def plot(result: dict, path: Path) -> None:
     memory.set_xlabel("soak minutes")
     memory.set_ylabel("server resident memory (MB)")
     memory.grid(alpha=0.3)
-    figure.suptitle(f"seq2seq-serve, beam {result['beam_size']}, {result['threads']} threads", fontsize=10)
+    rounds = max((r["rounds"] for r in result["medians"]), default=1)
+    figure.suptitle(
+        f"seq2seq-serve, beam {result['beam_size']}, {result['threads']} threads"
+        + (f": medians of {rounds} rounds" if rounds > 1 else ""),
+        fontsize=10,
+    )
     figure.tight_layout()
     save(figure, path)
 

@@ -27,6 +27,12 @@ with a pip constraint file; nothing is added to this project's dependencies.
         --overrides model.net.param_init=0.1                                        # a variant of ours beside them
     python benchmarks/peers.py --tools ours opennmt fairseq --budget 240 --out benchmarks/results/peers_tatoeba.json \
         --data data=parallel data.path=../shared/data/tatoeba-deu-eng data.src_lang=de data.tgt_lang=en
+    python benchmarks/peers.py --tools ours-default fairseq-transformer opennmt-defaults --save-every 50 ...
+
+Beside the shared model, three rows train each framework's own recipe, what its user would pick:
+`ours-default` (`train.py` with the corpus overrides alone), `fairseq-transformer` (the IWSLT'14
+Transformer recipe of fairseq's examples) and `opennmt-defaults` (OpenNMT-py with none of its model or
+optimisation options set), on the same pieces, budget and threads.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from pathlib import Path
 
 import torch
 from common import RESULTS, machine, write_json
-from toolkits import TOOLS
+from toolkits import SHARED_MODEL, TOOLS, package_of
 from toolkits.harness import Corpus, ensure_venv, prepare_data
 
 from seq2seq.config import PROJECT_ROOT
@@ -51,7 +57,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tools", nargs="+", choices=list(TOOLS), default=list(TOOLS))
+    parser.add_argument(
+        "--tools",
+        nargs="+",
+        choices=list(TOOLS),
+        default=list(SHARED_MODEL),
+        help="the rows: the four frameworks on the peers table's model (default), and the frameworks' own "
+        "recipes: ours-default, fairseq-transformer and opennmt-defaults",
+    )
     add_budget_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -128,7 +141,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 def train_and_score(args: argparse.Namespace, tool: str, corpus: Corpus, env: dict) -> dict:
     """Trains `tool` in a fresh run folder, then scores each checkpoint taken (untimed): its table row."""
-    run_dir = args.work / "runs" / corpus.name / f"{tool}-feed{int(args.input_feeding)}"
+    name = f"{tool}-feed{int(args.input_feeding)}" if tool in SHARED_MODEL else tool  # recipes: their own
+    run_dir = args.work / "runs" / corpus.name / name
     if run_dir.exists():
         shutil.rmtree(run_dir)  # checkpoints of an earlier run must not be taken for this one's
     run_dir.mkdir(parents=True)
@@ -140,12 +154,13 @@ def train_and_score(args: argparse.Namespace, tool: str, corpus: Corpus, env: di
         "test_bleu": curve[-1]["test_bleu"],  # at the budget
         "exact_match": curve[-1]["exact_match"],
         "curve": curve,
-        "input_feeding": args.input_feeding,
+        "input_feeding": args.input_feeding if tool in SHARED_MODEL else None,  # a recipe's own
+        "recipe": "shared" if tool in SHARED_MODEL else "own",
         "budget_s": args.budget,
         "steps": args.steps,
         "threads": args.threads,
         "corpus": list(corpus.overrides),
-        "overrides": list(args.overrides) if tool == "ours" else [],
+        "overrides": list(args.overrides) if tool.startswith("ours") else [],
     }
 
 
@@ -156,13 +171,13 @@ def main() -> None:
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONHASHSEED": "0"}
     for tool in args.tools:  # install first, so that no install runs beside a timed training
-        if tool != "ours":
-            ensure_venv(args.work, tool)
+        if package_of(tool) != "ours":
+            ensure_venv(args.work, package_of(tool))
     torch.set_num_threads(args.threads)
     measured_on = machine()  # before any training starts: the probe must not run beside one
     rows = []
     points = ", ".join(f"{t:g} s" for t in args.curve) if args.curve else f"step {args.steps}"
-    print(f"{'framework':<10} {'tgt tok/s':>10}  test BLEU at {points}")
+    print(f"{'framework':<20} {'tgt tok/s':>10}  test BLEU at {points}")
     for tool in args.tools:
         row = train_and_score(args, tool, corpus, env)
         rows.append({**row, "machine": measured_on})
@@ -170,7 +185,7 @@ def main() -> None:
         shown = ", ".join(
             "no checkpoint" if p["test_bleu"] is None else f"{p['test_bleu']:.1f}" for p in curve
         )
-        print(f"{tool:<10} {rate:>10,.0f}  {shown}", flush=True)
+        print(f"{tool:<20} {rate:>10,.0f}  {shown}", flush=True)
     if "ours" in args.tools:
         ours_rate = rows[args.tools.index("ours")]["tokens_per_sec"]
         for row in rows:
@@ -189,7 +204,7 @@ def score(args: argparse.Namespace, tool: str, corpus, run_dir: Path, env: dict,
     output = TOOLS[tool].translate(args, corpus, run_dir, env, taken["path"])
     hypotheses = (
         output
-        if tool == "ours"
+        if package_of(tool) == "ours"
         else [corpus.vocabs.tgt.processor.decode_pieces(line.split()) for line in output]
     )
     references = corpus.references

@@ -17,11 +17,14 @@ from toolkits.harness import (
 )
 
 
-def train(args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict) -> tuple[float, list[dict]]:
+def train(
+    args: argparse.Namespace, corpus: Corpus, run_dir: Path, env: dict, shared: bool = True
+) -> tuple[float, list[dict]]:
+    """Trains the peers table's model (`shared`), or our default recipe as `train.py` gives it."""
+    model = [f"decoder.input_feeding={str(args.input_feeding).lower()}", f"data.max_tokens={MAX_TOKENS}"]
     overrides = [
         *corpus.overrides,
-        f"decoder.input_feeding={str(args.input_feeding).lower()}",
-        f"data.max_tokens={MAX_TOKENS}",
+        *(model if shared else []),
         "trainer.max_epochs=1000",
         f"trainer.max_steps={args.steps or -1}",
         f"+callbacks.model_checkpoint.every_n_train_steps={args.save_every}",

@@ -122,8 +122,8 @@ def continue_greedy(
     given_up = torch.zeros_like(live, dtype=torch.bool)
     state, prev, left = start.state, start.prev, steps_left
     if stop_below is not None:  # rows already below: never decoded
-        going = (scores >= stop_below).nonzero().squeeze(1)
         given_up[:] = scores < stop_below
+        going = (~given_up).nonzero().squeeze(1)
         width = width if going.numel() else 0
         live, left, prev = live[going], left[going], prev[going]
         state, encoded = state.select(going), encoded.select(going)

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS: list[tuple[str, list[str], str]] = [
     ("default", [], "bi-LSTM encoder, LSTM decoder, Luong attention, bridge"),
     ("encoder=gru", ["encoder=gru"], "bi-GRU encoder (LSTM decoder)"),
-    ("encoder=attention", ["encoder=attention"], "Transformer encoder (with dot-product attention)"),
+    ("encoder=attention", ["encoder=attention"], "Transformer encoder (with scaled dot-product attention)"),
     ("decoder=gru", ["decoder=gru"], "GRU decoder"),
     ("encoder=gru decoder=gru", ["encoder=gru", "decoder=gru"], "the GRU recipe"),
     ("decoder/attention=bahdanau", ["decoder/attention=bahdanau"], "additive attention"),
@@ -43,6 +43,11 @@ ROWS: list[tuple[str, list[str], str]] = [
         "decoder/attention=dot",
         ["decoder/attention=dot"],
         "dot-product attention (decoder 256 = memory 2 x 128)",
+    ),
+    (
+        "decoder/attention=scaled_dot",
+        ["decoder/attention=scaled_dot"],
+        "scaled dot-product attention (decoder 256 = memory 2 x 128)",
     ),
     ("decoder/attention=none", ["decoder/attention=none"], "no attention: the baseline, expected low"),
     ("decoder/init=learned", ["decoder/init=learned"], "one learned initial state"),

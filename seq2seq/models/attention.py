@@ -81,10 +81,18 @@ class Attention(nn.Module, ABC):
 
 
 class LuongAttention(Attention):
-    """Multiplicative attention (Luong et al., 2015): `general` q^T W k, or `dot` q^T k."""
+    """Multiplicative attention (Luong et al., 2015): `general` q^T W k, or `dot` q^T k.
 
-    def __init__(self, query_size: int, key_size: int, score: str = "general") -> None:
+    With `scaled`, the scores are divided by sqrt(key_size), as in the Transformer's scaled dot-product
+    attention (Vaswani et al., 2017). Over a LayerNorm-ed memory (unit variance per feature, as the
+    attention encoder gives it) the unscaled `dot` scores start out peaked on arbitrary positions;
+    scaled, the decoder's first attention is spread over the source, and the attention encoder's early
+    learning stopped depending on the seed (benchmarks/README.md, "The attention recipe across seeds").
+    """
+
+    def __init__(self, query_size: int, key_size: int, score: str = "general", scaled: bool = False) -> None:
         super().__init__(query_size, key_size)
+        self.scale = key_size**-0.5 if scaled else None
         if score not in ("general", "dot"):
             raise InputError(f"LuongAttention score must be 'general' or 'dot', got {score!r}")
         if score == "dot" and query_size != key_size:
@@ -95,7 +103,12 @@ class LuongAttention(Attention):
             )
         self.key_proj = nn.Linear(key_size, query_size, bias=False) if score == "general" else nn.Identity()
 
+    def _scaled(self, query: Tensor) -> Tensor:
+        # The query side is the smaller: (B, Tq, Hq) against the (B, S, Hk) keys.
+        return query if self.scale is None else query * self.scale
+
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        query = self._scaled(query)
         if isinstance(self.key_proj, nn.Identity):
             return torch.bmm(query, keys.transpose(1, 2))
         # q^T (W k) computed as (q^T W) k: the query side is projected, so a decoding step costs
@@ -108,7 +121,7 @@ class LuongAttention(Attention):
         return self.key_proj(keys).transpose(1, 2)
 
     def score_prepared(self, query: Tensor, prepared: Tensor) -> Tensor:
-        return torch.bmm(query, prepared)
+        return torch.bmm(self._scaled(query), prepared)
 
 
 class BahdanauAttention(Attention):

@@ -57,7 +57,7 @@ def test_option_composes_and_instantiates(group: str, option: str, compose_confi
             "data.src_lang=src",
             "data.tgt_lang=tgt",
         ]
-    if group == "decoder/attention" and option == "dot":
+    if group == "decoder/attention" and option in ("dot", "scaled_dot"):
         overrides += ["decoder.hidden_size=32"]  # the tiny bi-LSTM's memory: 2 x 16
     cfg = compose_config(TINY + overrides)
 

@@ -19,7 +19,12 @@ def test_masked_keys_get_zero_weight_and_an_all_pad_row_gives_zeros_not_nan(dtyp
 
 @pytest.mark.parametrize(
     "attention",
-    [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)],
+    [
+        LuongAttention(5, 7),
+        LuongAttention(7, 7, score="dot"),
+        LuongAttention(7, 7, score="dot", scaled=True),
+        BahdanauAttention(5, 7, 6),
+    ],
     ids=repr,
 )
 def test_context_ignores_masked_keys(attention) -> None:
@@ -39,7 +44,12 @@ def test_dot_score_needs_equal_sizes() -> None:
 
 @pytest.mark.parametrize(
     "attention",
-    [LuongAttention(5, 7), LuongAttention(7, 7, score="dot"), BahdanauAttention(5, 7, 6)],
+    [
+        LuongAttention(5, 7),
+        LuongAttention(7, 7, score="dot"),
+        LuongAttention(7, 7, score="dot", scaled=True),
+        BahdanauAttention(5, 7, 6),
+    ],
     ids=repr,
 )
 def test_keys_prepared_once_give_the_scores_and_gradients_of_scoring_each_time(attention) -> None:
@@ -56,3 +66,11 @@ def test_keys_prepared_once_give_the_scores_and_gradients_of_scoring_each_time(a
     (prepared[0].sum() + prepared[1].pow(2).sum()).backward()
     torch.testing.assert_close(prepared, plain)
     torch.testing.assert_close([keys.grad] + [p.grad for p in attention.parameters()], plain_grads)
+
+
+def test_scaled_dot_divides_the_dot_scores_by_the_square_root_of_the_key_size() -> None:
+    query, keys = torch.randn(2, 3, 16), torch.randn(2, 4, 16)
+    plain = LuongAttention(16, 16, score="dot").score(query, keys)
+    scaled = LuongAttention(16, 16, score="dot", scaled=True)
+    torch.testing.assert_close(scaled.score(query, keys), plain / 4)
+    torch.testing.assert_close(scaled.score_prepared(query, scaled.prepare(keys)), plain / 4)

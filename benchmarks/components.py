@@ -138,7 +138,11 @@ def main() -> None:
                 args.epochs,
                 logs / f"{name.replace('/', '_').replace(' ', '_')}_{seed}.log",
             )
-            runs[str(seed)] = {"commit": git_commit(), **{key: results[key] for key in RESULT_KEYS}}
+            runs[str(seed)] = {
+                "commit": git_commit(),
+                **({"extra_overrides": args.overrides} if args.overrides else {}),  # e.g. the corpus
+                **{key: results[key] for key in RESULT_KEYS},
+            }
             table["rows"][name] = {"overrides": overrides, "what": what, "seeds": runs, **summary(runs)}
             write_json(args.out, table)  # after every run: an interrupted table keeps what it has
     print_table(table)

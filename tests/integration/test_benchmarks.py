@@ -232,6 +232,7 @@ def test_components_benchmark(tmp_path: Path) -> None:
     assert table["epochs"] == 1 and set(table["rows"]) == {"default", "decoder/attention=none"}
     row = table["rows"]["decoder/attention=none"]
     assert row["overrides"] == ["decoder/attention=none"] and set(row["seeds"]) == {"1", "2"}
+    assert all(run["extra_overrides"] == ["debug=tiny"] for run in row["seeds"].values())
     bleus = [run["test/bleu"] for run in row["seeds"].values()]
     assert row["test/bleu"] == pytest.approx(sum(bleus) / 2) and row["test/bleu_range"] == [
         min(bleus),

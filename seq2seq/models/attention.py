@@ -85,8 +85,8 @@ class LuongAttention(Attention):
 
     With `scaled`, the scores are divided by sqrt(key_size), as in the Transformer's scaled dot-product
     attention (Vaswani et al., 2017). Over a LayerNorm-ed memory (unit variance per feature, as the
-    attention encoder gives it) the unscaled `dot` scores start out peaked on arbitrary positions;
-    scaled, the decoder's first attention is spread over the source, and the attention encoder's early
+    attention encoder gives it) an unscaled `dot` score spreads as widely as the query's norm, so the
+    first attention can peak on arbitrary positions; with the scale, the attention encoder's early
     learning stopped depending on the seed (benchmarks/README.md, "The attention recipe across seeds").
     """
 

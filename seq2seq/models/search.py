@@ -127,25 +127,26 @@ def continue_greedy(
         width = width if going.numel() else 0
         live, left, prev = live[going], left[going], prev[going]
         state, encoded = state.select(going), encoded.select(going)
-    for step in range(width):
-        logits, state, _ = model.decode_step(prev, state, encoded)
-        logits = logits.float()
-        best, row = logits.max(dim=-1)  # over the scored pieces: the best logit is the best log-prob
-        best = best - torch.logsumexp(logits, dim=-1)
-        token = model.output_tokens(row)
-        tokens[live, step], scores[live], lengths[live] = token, scores[live] + best, lengths[live] + 1
-        done = (token == EOS_ID) | (step + 1 >= left)
-        if stop_below is not None:
-            below = ~done & (scores[live] < stop_below[live])
-            given_up[live[below]] = True
-            done = done | below
-        if bool(done.all()):
-            break
-        if bool(done.any()):
-            keep = (~done).nonzero().squeeze(1)
-            live, left, token = live[keep], left[keep], token[keep]
-            state, encoded = state.select(keep), encoded.select(keep)
-        prev = token
+    with model.output_rows_fixed():  # one gather of the output layer's scored rows for every step
+        for step in range(width):
+            logits, state, _ = model.decode_step(prev, state, encoded)
+            logits = logits.float()
+            best, row = logits.max(dim=-1)  # over the scored pieces: the best logit is the best log-prob
+            best = best - torch.logsumexp(logits, dim=-1)
+            token = model.output_tokens(row)
+            tokens[live, step], scores[live], lengths[live] = token, scores[live] + best, lengths[live] + 1
+            done = (token == EOS_ID) | (step + 1 >= left)
+            if stop_below is not None:
+                below = ~done & (scores[live] < stop_below[live])
+                given_up[live[below]] = True
+                done = done | below
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(1)
+                live, left, token = live[keep], left[keep], token[keep]
+                state, encoded = state.select(keep), encoded.select(keep)
+            prev = token
     return [
         None if gave else Hypothesis(prefix + trim_at_eos(row), score, score, n)
         for prefix, row, score, n, gave in zip(
@@ -220,12 +221,16 @@ def beam_search(
     if not 1 <= n_best <= beam_size:
         raise InputError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
     follow = include_greedy and beam_size > 1
-    beams = Beams(model, src, src_lengths, src_mask, beam_size, alpha, average, max_len_a, max_len_b, follow)
-    while not beams.complete() and beams.steps < beams.max_steps:  # by its limit a sentence is complete
-        beams.step()
-    found = beams.ended
-    if follow:
-        for candidates, extra in zip(found, beams.greedy_hypotheses(n_best), strict=True):
+    with model.output_rows_fixed():  # one gather of the output layer's scored rows for every step
+        beams = Beams(
+            model, src, src_lengths, src_mask, beam_size, alpha, average, max_len_a, max_len_b, follow
+        )
+        while not beams.complete() and beams.steps < beams.max_steps:  # by its limit a sentence is complete
+            beams.step()
+        found = beams.ended
+        greedy = beams.greedy_hypotheses(n_best) if follow else None
+    if greedy is not None:
+        for candidates, extra in zip(found, greedy, strict=True):
             if extra is not None and all(h.tokens != extra.tokens for h in candidates):
                 extra.normalized = extra.score / beams.penalty(extra.length)
                 candidates.append(extra)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,10 @@ class Seq2Seq(nn.Module):
         param_init: every other parameter (RNN, attention, bridge and output weights and biases) drawn
             from U(-param_init, param_init), as OpenNMT-py's `param_init` (0.1 by default there) and
             fairseq's LSTM model (0.1) start theirs; None keeps each PyTorch module's own default (for
-            an RNN U(-1/sqrt(H), 1/sqrt(H)), for a linear layer about U(-1/sqrt(in), 1/sqrt(in))).
+            an RNN U(-1/sqrt(H), 1/sqrt(H)), for a linear layer about U(-1/sqrt(in), 1/sqrt(in))). An
+            encoder whose class sets `keeps_own_init` (the Transformer layers, whose scales were chosen
+            with their own init) keeps its parameters as it drew them; the decoder and output layer
+            still take the bound.
         output_ids: the target pieces the output layer scores, ascending, `<unk>` and `<eos>` among them
             (`TranslationDataModule.output_ids`: those the training targets use); None scores every piece.
             A joint vocabulary's target side uses about half of its pieces, and on a real vocabulary the
@@ -84,6 +88,7 @@ class Seq2Seq(nn.Module):
             self._tie_output(embedding_dim)
         self.register_buffer("output_ids", None)
         self.register_buffer("output_rows", None, persistent=False)
+        self._fixed_rows: tuple[Tensor, Tensor] | None = None  # set inside `output_rows_fixed` only
         if output_ids is not None:
             ids = output_ids if isinstance(output_ids, Tensor) else list(output_ids)  # a list, or a config's
             self._score_only(torch.as_tensor(ids, dtype=torch.long), tgt_vocab_size)
@@ -118,13 +123,16 @@ class Seq2Seq(nn.Module):
         self.generator.weight = self.tgt_embed.weight
 
     def _uniform_init(self, bound: float) -> None:
-        """U(-bound, bound) for every parameter outside the embedding tables, in their registration order."""
+        """U(-bound, bound) for every parameter outside the embedding tables and outside an encoder that
+        keeps its own init, in their registration order."""
         if not bound > 0:
             raise InputError(f"model.net.param_init must be a positive bound or null; got {bound!r}")
-        tables = {id(self.src_embed.weight), id(self.tgt_embed.weight)}
+        kept = {id(self.src_embed.weight), id(self.tgt_embed.weight)}
+        if getattr(self.encoder, "keeps_own_init", False):
+            kept |= {id(parameter) for parameter in self.encoder.parameters()}
         with torch.no_grad():
             for parameter in self.parameters():
-                if id(parameter) not in tables:
+                if id(parameter) not in kept:
                     parameter.uniform_(-bound, bound)
 
     def _score_only(self, ids: Tensor, vocab_size: int) -> None:
@@ -155,20 +163,34 @@ class Seq2Seq(nn.Module):
         return F.linear(hidden, *self._scored_rows())
 
     def _scored_rows(self) -> tuple[Tensor, Tensor]:
-        """The output layer's weight and bias rows of the scored pieces.
-
-        With gradients they are gathered on every call, so that training updates the full layer. Without,
-        as in a search, which projects once per decoding step, they are gathered once and kept while the
-        layer's tensors are unchanged (same storage, no in-place update since): gathering 8,000 rows of a
-        real vocabulary each step took a tenth of a beam search's time.
-        """
+        """The output layer's weight and bias rows of the scored pieces: those `output_rows_fixed` gathered
+        on entry while inside it, else gathered on this call (so that training updates the full layer)."""
+        if self._fixed_rows is not None:
+            return self._fixed_rows
         weight, bias, ids = self.generator.weight, self.generator.bias, self.output_ids
-        if torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad):
-            return weight.index_select(0, ids), bias.index_select(0, ids)
-        key = tuple((t.data_ptr(), t._version) for t in (weight, bias, ids))
-        if getattr(self, "_scored_cache", (None,))[0] != key:
-            self._scored_cache = (key, (weight.index_select(0, ids), bias.index_select(0, ids)))
-        return self._scored_cache[1]
+        return weight.index_select(0, ids), bias.index_select(0, ids)
+
+    @contextmanager
+    def output_rows_fixed(self) -> Iterator[None]:
+        """Inside: every `project` reuses the scored rows of the output layer gathered on entry.
+
+        A search projects once per decoding step, and gathering 8,000 rows of a real vocabulary at
+        each step took a tenth of a beam search's time; the searches run inside this. The rows are
+        gathered again at each entry, never kept across calls: a cache keyed on the tensors' version
+        counters went stale, because PyTorch's fused Adam updates the weights in place without bumping
+        them, so the validation inside `fit` scored every epoch with the first validation's rows.
+        Nested entries keep the outer rows. Only under no_grad (a search): with gradients, each call
+        gathers, so that training reaches the full layer.
+        """
+        if self.output_ids is None or self._fixed_rows is not None or torch.is_grad_enabled():
+            yield
+            return
+        weight, bias, ids = self.generator.weight, self.generator.bias, self.output_ids
+        self._fixed_rows = (weight.index_select(0, ids), bias.index_select(0, ids))
+        try:
+            yield
+        finally:
+            self._fixed_rows = None
 
     def output_targets(self, ids: Tensor) -> Tensor:
         """Target piece ids -> the logit rows that score them (`<unk>`'s for a piece not scored)."""

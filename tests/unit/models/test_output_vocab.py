@@ -31,21 +31,37 @@ def test_logits_are_the_full_layers_at_the_scored_pieces() -> None:
         assert torch.allclose(subset(batch), full(batch)[..., SCORED], atol=1e-6)
 
 
-def test_the_scored_rows_kept_for_search_follow_every_update_and_training_still_reaches_the_layer() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_each_search_scores_with_the_layer_as_it_is_then_and_training_still_reaches_it(fused: bool) -> None:
+    """The rows a search gathers once are never reused by a later search: after an optimizer step
+    (PyTorch's fused Adam updates in place without bumping the tensors' versions) a search sees the
+    new weights, as validation inside `fit` must."""
     model = scoring(SCORED)
     hidden = torch.randn(3, model.generator.in_features)
     layer = model.generator
-    with torch.no_grad():
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=fused)
+    with torch.no_grad(), model.output_rows_fixed():
         kept = model.project(hidden)
         assert torch.allclose(kept, layer(hidden)[:, SCORED], atol=1e-6)
-        layer.weight.add_(0.5)  # as an optimizer step updates it: in place
+    batch = collate(PAIRS)
+    sentence_nll(*model.teacher_forced(batch, batch.tgt_mask), batch.tgt_mask).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad[SCORED].abs().sum() > 0  # training reaches it
+    optimizer.step()
+    with torch.no_grad(), model.output_rows_fixed():
         assert torch.allclose(model.project(hidden), layer(hidden)[:, SCORED], atol=1e-6)
         assert not torch.allclose(model.project(hidden), kept, atol=1e-3)
-    model.load_state_dict({k: v.clone() for k, v in scoring(SCORED).state_dict().items()})
+        with model.output_rows_fixed():  # nested (beam search's greedy paths): the same rows
+            assert torch.allclose(model.project(hidden), layer(hidden)[:, SCORED], atol=1e-6)
+    before = [hypothesis.tokens for hypothesis in greedy_search(model, *search_inputs())]
     with torch.no_grad():
-        assert torch.allclose(model.project(hidden), layer(hidden)[:, SCORED], atol=1e-6)
-    model.project(hidden).sum().backward()
-    assert layer.weight.grad is not None and layer.weight.grad[SCORED].abs().sum() > 0
+        layer.bias[6] += 100.0  # piece 6 now wins every step
+    after = [hypothesis.tokens for hypothesis in greedy_search(model, *search_inputs())]
+    assert after != before and all(set(tokens) == {6} for tokens in after)
+
+
+def search_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch = collate(PAIRS)
+    return batch.src, batch.src_lengths, batch.src_mask
 
 
 def test_a_piece_not_scored_counts_as_unk_and_scored_ones_map_back_and_forth() -> None:

@@ -6,12 +6,29 @@ import inspect
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 # Set by the trainer group's own files, or passed in by train.py (they are objects, not settings).
 TRAINER_ARGUMENTS_NOT_IN_CONFIG = ("self", "logger", "callbacks")
+# `???` values that train.py fills in itself, from the trained vocabularies.
+FILLED_IN_BY_TRAINING = ("model.net.src_vocab_size", "model.net.tgt_vocab_size")
+
+
+def unset_keys(cfg: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is `???` (mandatory, not given), found without resolving interpolations."""
+    keys = cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg))
+    unset = []
+    for key in keys:
+        name = f"{prefix}{key}"
+        if OmegaConf.is_missing(cfg, key):
+            unset.append(name)
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig | ListConfig) and not node._is_interpolation():
+            unset += unset_keys(node, f"{name}.")
+    return unset
 
 
 def setup_hydra() -> None:

@@ -15,8 +15,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.config import CONFIG_DIR, setup_hydra
-from seq2seq.errors import Preempted, exit_with, user_error
+from seq2seq.config import CONFIG_DIR, FILLED_IN_BY_TRAINING, setup_hydra, unset_keys
+from seq2seq.errors import InputError, Preempted, exit_with, user_error
 from seq2seq.files import atomic_write_bytes
 from seq2seq.tracking.dashboard import finishing, report_results
 from seq2seq.training.callbacks import PaddingMonitor
@@ -27,6 +27,18 @@ from seq2seq.training.resume import check_resumable, checkpoint_to_resume
 log = logging.getLogger(__name__)
 
 
+def require_settings(cfg: DictConfig) -> None:
+    """Raises InputError naming every mandatory setting left unset (e.g. `data.path` of `data=parallel`)."""
+    unset = [key for key in unset_keys(cfg) if key not in FILLED_IN_BY_TRAINING]
+    if unset:
+        given = " ".join(f"{key}=..." for key in unset)
+        raise InputError(
+            f"the config leaves {', '.join(unset)} unset (`???`): add {given} to the command line; the "
+            f"comments in conf/ say what each means (data.path: the folder of the corpus files, "
+            f"{{train,valid,test}}.{{src_lang,tgt_lang}}, plain or .gz)"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
     """Trains, evaluates the best checkpoint on valid and test, and writes `results.json`.
 
@@ -34,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float | int | str | None]:
         The results dictionary (metric name -> value).
     """
     started = time.perf_counter()
+    require_settings(cfg)
     log_files_on_rank_zero()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)

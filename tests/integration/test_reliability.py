@@ -343,6 +343,10 @@ def test_empty_lines_are_skipped_and_long_pairs_dropped_or_truncated_with_counts
             ["Could not override 'encoder.hidden_sizee'", "Key 'hidden_sizee' is not in struct"],
         ),
         ("data.too_long=cut", ["data.too_long='cut' is not an option: use one of drop, truncate"]),
+        (
+            "data=parallel",  # a corpus of one's own, its folder and languages not given
+            ["error: the config leaves data.path, data.src_lang, data.tgt_lang unset", "data.path=..."],
+        ),
     ],
 )
 def test_bad_config_names_the_key_and_the_choices(

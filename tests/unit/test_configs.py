@@ -14,12 +14,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from omegaconf import OmegaConf
 
-from seq2seq.config import CONFIG_DIR
+from seq2seq.config import CONFIG_DIR, FILLED_IN_BY_TRAINING, unset_keys
+from seq2seq.errors import InputError
 from seq2seq.models.search import DEFAULT_ALPHA, DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.padding import PaddingStrategy
 from seq2seq.sweeps.optuna_sweeper import StudySweeper
 from seq2seq.sweeps.search_space import split_overrides
+from seq2seq.train import require_settings
 from seq2seq.training.module import Seq2SeqModule
 
 OPTIONS = sorted(
@@ -51,15 +53,20 @@ def build_module(cfg) -> Seq2SeqModule:
 @pytest.mark.parametrize("group,option", OPTIONS, ids=lambda v: v)
 def test_option_composes_and_instantiates(group: str, option: str, compose_config) -> None:
     overrides = [f"{group}={option}"]
-    if group == "data" and option == "parallel":
-        overrides += [
-            f"data.path={CONFIG_DIR.parent / 'data' / 'bundled'}",
-            "data.src_lang=src",
-            "data.tgt_lang=tgt",
-        ]
     if group == "decoder/attention" and option in ("dot", "scaled_dot"):
         overrides += ["decoder.hidden_size=32"]  # the tiny bi-LSTM's memory: 2 x 16
     cfg = compose_config(TINY + overrides)
+    # A corpus of one's own (data=parallel, data=tatoeba and the experiments on it) names no folder.
+    given = {
+        "data.path": CONFIG_DIR.parent / "data" / "bundled",
+        "data.src_lang": "src",
+        "data.tgt_lang": "tgt",
+    }
+    unset = [key for key in unset_keys(cfg) if key not in FILLED_IN_BY_TRAINING]
+    if unset:
+        assert set(unset) <= set(given), unset
+        cfg = compose_config(TINY + overrides + [f"{key}={given[key]}" for key in unset])
+    require_settings(cfg)
 
     module = build_module(cfg)
     assert isinstance(module.net, Seq2Seq)
@@ -73,6 +80,17 @@ def test_option_composes_and_instantiates(group: str, option: str, compose_confi
         return  # the GPU trainer can only be built where there is a GPU
     trainer = instantiate(cfg.trainer, logger=[instantiate(c) for c in cfg.logger.values()], callbacks=[])
     assert isinstance(trainer, L.Trainer)
+
+
+def test_unset_mandatory_settings_are_named_before_anything_runs(compose_config) -> None:
+    """`???` values stop a run with the keys to give; the vocabulary sizes that training fills in do not."""
+    require_settings(compose_config(TINY))
+    with pytest.raises(
+        InputError, match=r"leaves data\.path unset .*add data\.path=\.\.\. to the command line"
+    ):
+        require_settings(compose_config(TINY + ["experiment=tatoeba_lstm"]))
+    cfg = compose_config(TINY + ["data=parallel", "data.path=D"])
+    assert unset_keys(cfg) == ["data.src_lang", "data.tgt_lang", *FILLED_IN_BY_TRAINING]
 
 
 def test_unknown_group_option_lists_the_choices(compose_config) -> None:
@@ -154,9 +172,11 @@ def test_sweeper_and_launcher_configs_build(overrides: list[str], node: str) -> 
 def test_recurrent_models_start_from_the_uniform_bound_and_the_attention_encoder_keeps_its_own(
     compose_config,
 ) -> None:
-    """model.net.param_init is 0.1 by default (issue 24, benchmarks/README.md); encoder=attention sets null."""
+    """model.net.param_init is 0.1 by default (issue 24, benchmarks/README.md), with encoder=attention too:
+    its Transformer layers keep their own init (`keeps_own_init`), its decoder takes the bound."""
     assert compose_config(TINY).model.net.param_init == 0.1
-    assert compose_config(TINY + ["encoder=attention"]).model.net.param_init is None
-    assert (
-        compose_config(TINY + ["encoder=attention", "model.net.param_init=0.05"]).model.net.param_init == 0.05
-    )
+    cfg = compose_config(TINY + ["encoder=attention"])
+    assert cfg.model.net.param_init == 0.1
+    net = build_module(cfg).net
+    assert net.encoder.keeps_own_init and not getattr(net.decoder, "keeps_own_init", False)
+    assert max(p.abs().max() for p in net.decoder.parameters()) <= 0.1

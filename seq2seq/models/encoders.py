@@ -62,6 +62,10 @@ class SelfAttentionEncoder(nn.Module):
         dropout: dropout inside the layers and on the input.
     """
 
+    # model.net.param_init leaves these layers as they are drawn here: the input projection's unit
+    # variance and the layers' PyTorch init are what they were measured with (the decoder still takes it).
+    keeps_own_init = True
+
     def __init__(
         self,
         input_size: int,

@@ -110,6 +110,25 @@ def test_param_init_draws_every_weight_but_the_embeddings_from_the_uniform_bound
         Seq2Seq(*args, param_init=0)
 
 
+def test_param_init_leaves_the_attention_encoder_as_drawn_and_sets_the_decoder() -> None:
+    """The Transformer layers keep their own init (`keeps_own_init`); the decoder and output layer take the bound."""
+    decoder = partial(
+        RecurrentDecoder, partial(nn.LSTM), hidden_size=64, init=BridgeInit, attention=LuongAttention
+    )
+    args = (ENCODERS["attention"], decoder, MaskingStrategy(), 500, 500)
+    torch.manual_seed(0)
+    own = Seq2Seq(*args, embedding_dim=64)
+    torch.manual_seed(0)
+    bounded = Seq2Seq(*args, embedding_dim=64, param_init=0.3)
+    for (name, before), after in zip(
+        own.encoder.named_parameters(), bounded.encoder.parameters(), strict=True
+    ):
+        assert torch.equal(before, after), name
+    assert own.encoder.input_proj.weight.abs().max() > 0.3  # N(0, 1/64) draws beyond the bound: not redrawn
+    for name, parameter in [*bounded.decoder.named_parameters(), *bounded.generator.named_parameters()]:
+        assert parameter.abs().max() <= 0.3 and parameter.abs().max() > 0.25, name
+
+
 def test_tied_embeddings_share_the_weight_and_check_sizes() -> None:
     decoder = partial(
         RecurrentDecoder, partial(nn.LSTM), hidden_size=6, init=BridgeInit, attention=LuongAttention

@@ -90,7 +90,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--append",
         action="store_true",
-        help="add the rows to those already in --out (a row of the same framework, overrides and decoder "
+        help="add the rows to those already in --out (a row of the same framework, corpus, overrides and decoder "
         "replaces its older one): how variants of our run measured one at a time end up in one table",
     )
     args = parser.parse_args()
@@ -219,8 +219,15 @@ def score(args: argparse.Namespace, tool: str, corpus, run_dir: Path, env: dict,
 
 
 def row_key(row: dict) -> tuple:
-    """What `--append` tells rows apart by."""
-    return row["framework"], tuple(row.get("overrides", [])), row["input_feeding"], row.get("steps")
+    """What `--append` tells rows apart by: the corpus too, since an experiment file chosen with `--data`
+    (e.g. `experiment=tatoeba_lstm`) is a row of its own."""
+    return (
+        row["framework"],
+        tuple(row.get("corpus", [])),
+        tuple(row.get("overrides", [])),
+        row["input_feeding"],
+        row.get("steps"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Draws the README's figures from the benchmark JSON: pad fraction per batching method, tokens/s per
-strategy, and test BLEU against training seconds for us and the peers (`peers.py --curve`).
+strategy, and test BLEU against training time for us and the peers (`peers.py --curve`), on the bundled
+task and on Tatoeba German-English.
 
 python benchmarks/plots.py            # reads benchmarks/results/*.json, writes docs/*.png
 """
@@ -120,6 +121,69 @@ def learning_curve_plot(results: Path, path: Path) -> None:
     save(figure, path)
 
 
+# The Tatoeba runs of the peers table and of the frameworks' recipes (benchmarks/README.md). The copies
+# measured on other machines (`*_avx2.json`, `*_avx512.json`) are left out: one machine per figure.
+TATOEBA_CURVES = [
+    "peers_tatoeba.json",
+    "peers_tatoeba_no_feeding.json",
+    "peers_tatoeba_recipes.json",
+    "peers_tatoeba_recipes_900s.json",
+    "recipes_tatoeba_30min.json",
+]
+RECIPES = {
+    "ours-default": "ours, default recipe",
+    "fairseq-transformer": "fairseq, IWSLT'14 Transformer",
+    "opennmt-defaults": "OpenNMT-py, its defaults",
+}
+
+
+def recipe_label(row: dict) -> str:
+    """A line's name: the framework and what it trained (the shared model, its own recipe, or ours with an
+    experiment file chosen in the corpus overrides)."""
+    if row.get("recipe", "shared" if row["framework"] in NAMES else "own") == "shared":  # older rows: no key
+        feeding = "input feeding" if row["input_feeding"] else "no input feeding"
+        return f"{NAMES.get(row['framework'], row['framework'])}, shared model, {feeding}"
+    experiments = [o.split("=", 1)[1] for o in row.get("corpus", []) if o.startswith("experiment=")]
+    label = (
+        f"ours, experiment={experiments[0]}"
+        if experiments
+        else RECIPES.get(row["framework"], row["framework"])
+    )
+    return " ".join([label, *(row.get("overrides") or [])])
+
+
+def tatoeba_curve_plot(results: Path, path: Path) -> None:
+    """Test BLEU against minutes of training on Tatoeba, one line per framework and recipe. A recipe
+    measured in several runs (e.g. to 5 and to 15 minutes) is one line through all their points."""
+    lines: dict[str, dict[float, float]] = {}
+    for name in TATOEBA_CURVES:
+        if not (results / name).is_file():
+            continue
+        for row in json.loads((results / name).read_text()):
+            points = lines.setdefault(recipe_label(row), {})
+            points.update({p["at_s"] / 60: p["test_bleu"] or 0.0 for p in row.get("curve", [])})
+    if not lines:
+        return
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for label, points in sorted(lines.items()):
+        xs = [0.0, *sorted(points)]
+        ours = label.startswith("ours")
+        axes.plot(
+            xs,
+            [0.0, *(points[x] for x in xs[1:])],
+            marker="o",
+            label=label,
+            lw=2.5 if ours else 1.5,
+            ls="-" if ours else "--",
+        )
+    axes.set_xlim(0, None)
+    axes.set_xlabel("minutes of training (2 threads of a 2-core CPU, start-up included)")
+    axes.set_ylabel("tatoeba-test BLEU (greedy, newest checkpoint)")
+    axes.set_title("Tatoeba German-English (154k pairs, 8,000 joint pieces)", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left")
+    save(figure, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,6 +195,7 @@ def main() -> None:
     pad_fraction_plot(read("pad_fraction.json"), args.docs / "pad_fraction.png")
     strategy_plot(read("strategy_cost.json"), read("throughput.json"), args.docs / "tokens_per_sec.png")
     learning_curve_plot(args.results, args.docs / "learning_curve.png")
+    tatoeba_curve_plot(args.results, args.docs / "learning_curve_tatoeba.png")
 
 
 if __name__ == "__main__":

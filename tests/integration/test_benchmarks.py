@@ -206,9 +206,28 @@ def test_profile_step_benchmark(tmp_path: Path) -> None:
 
 def test_plots_from_committed_results(tmp_path: Path) -> None:
     run_benchmark("benchmarks/plots.py", "--docs", str(tmp_path))
-    for name in ("pad_fraction.png", "tokens_per_sec.png", "learning_curve.png"):
+    for name in (
+        "pad_fraction.png",
+        "tokens_per_sec.png",
+        "learning_curve.png",
+        "learning_curve_tatoeba.png",
+    ):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_tatoeba_curve_names_each_recipe(benchmark_modules) -> None:
+    """One line per framework and recipe: the shared model by its decoder, an experiment file by its name."""
+    recipe_label = benchmark_modules("plots").recipe_label
+    corpus = ["data=parallel", "data.path=D"]
+    shared = {"framework": "opennmt", "recipe": "shared", "input_feeding": False, "corpus": corpus}
+    assert recipe_label(shared) == "OpenNMT-py, shared model, no input feeding"
+    own = {"framework": "ours-default", "recipe": "own", "input_feeding": None}
+    assert recipe_label(own | {"corpus": corpus}) == "ours, default recipe"
+    tuned = own | {"corpus": ["experiment=tatoeba_lstm", "data.path=D"]}
+    assert recipe_label(tuned) == "ours, experiment=tatoeba_lstm"
+    option = own | {"corpus": corpus, "overrides": ["decoder.input_feeding=true"]}
+    assert recipe_label(option) == "ours, default recipe decoder.input_feeding=true"
 
 
 def test_components_benchmark(tmp_path: Path) -> None:
@@ -427,3 +446,14 @@ def test_serve_load_benchmark_measures_both_batchings_and_the_soak(tiny_checkpoi
     assert all(alone["p50"] > 0 for alone in result["alone_ms"])
     assert len(result["idle_ratio"]["rounds"]) == 2 and result["idle_ratio"]["median"] > 0
     assert (tmp_path / "serve_load.png").stat().st_size > 0
+
+
+def test_peers_append_tells_rows_of_two_experiment_files_apart(benchmark_modules) -> None:
+    """`--append --data experiment=...`: the recipe chosen in the corpus overrides makes a row of its own,
+    so a second recipe's run does not replace the first's."""
+    row_key = benchmark_modules("peers").row_key
+    row = {"framework": "ours-default", "overrides": [], "input_feeding": None, "steps": None}
+    lstm = row | {"corpus": ["experiment=tatoeba_lstm", "data.path=D"]}
+    attention = row | {"corpus": ["experiment=tatoeba_attention", "data.path=D"]}
+    assert row_key(lstm) != row_key(attention)
+    assert row_key(lstm) == row_key(dict(lstm))

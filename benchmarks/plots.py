@@ -164,8 +164,9 @@ def tatoeba_curve_plot(results: Path, path: Path) -> None:
             points.update({p["at_s"] / 60: p["test_bleu"] or 0.0 for p in row.get("curve", [])})
     if not lines:
         return
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    for label, points in sorted(lines.items()):
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    colors = plt.get_cmap("tab20").colors  # more lines than the default cycle's 10 colours
+    for (label, points), color in zip(sorted(lines.items()), colors, strict=False):
         xs = [0.0, *sorted(points)]
         ours = label.startswith("ours")
         axes.plot(
@@ -175,12 +176,13 @@ def tatoeba_curve_plot(results: Path, path: Path) -> None:
             label=label,
             lw=2.5 if ours else 1.5,
             ls="-" if ours else "--",
+            color=color,
         )
     axes.set_xlim(0, None)
     axes.set_xlabel("minutes of training (2 threads of a 2-core CPU, start-up included)")
     axes.set_ylabel("tatoeba-test BLEU (greedy, newest checkpoint)")
     axes.set_title("Tatoeba German-English (154k pairs, 8,000 joint pieces)", fontsize=10)
-    axes.legend(fontsize=7, loc="upper left")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save(figure, path)
 
 

@@ -126,6 +126,7 @@ def learning_curve_plot(results: Path, path: Path) -> None:
 TATOEBA_CURVES = [
     "peers_tatoeba.json",
     "peers_tatoeba_no_feeding.json",
+    "peers_tatoeba_30min.json",
     "peers_tatoeba_recipes.json",
     "peers_tatoeba_recipes_900s.json",
     "recipes_tatoeba_30min.json",

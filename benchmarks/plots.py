@@ -141,16 +141,15 @@ RECIPES = {
 def recipe_label(row: dict) -> str:
     """A line's name: the framework and what it trained (the shared model, its own recipe, or ours with an
     experiment file chosen in the corpus overrides)."""
+    experiments = [o.split("=", 1)[1] for o in row.get("corpus", []) if o.startswith("experiment=")]
     if row.get("recipe", "shared" if row["framework"] in NAMES else "own") == "shared":  # older rows: no key
         feeding = "input feeding" if row["input_feeding"] else "no input feeding"
-        return f"{NAMES.get(row['framework'], row['framework'])}, shared model, {feeding}"
-    experiments = [o.split("=", 1)[1] for o in row.get("corpus", []) if o.startswith("experiment=")]
-    label = (
-        f"ours, experiment={experiments[0]}"
-        if experiments
-        else RECIPES.get(row["framework"], row["framework"])
-    )
-    return " ".join([label, *(row.get("overrides") or [])])
+        label = f"{NAMES.get(row['framework'], row['framework'])}, shared model, {feeding}"
+    elif experiments:
+        label = f"ours, experiment={experiments[0]}"
+    else:
+        label = RECIPES.get(row["framework"], row["framework"])
+    return " ".join([label, *(row.get("overrides") or [])])  # a variant of ours is a line of its own
 
 
 def tatoeba_curve_plot(results: Path, path: Path) -> None:

@@ -22,20 +22,29 @@ class RecurrentEncoder(nn.Module):
         input_size: embedding size.
         hidden_size: per-direction hidden size.
         padding: the padding strategy.
+        dropout: dropout on the embedded input and on the memory that attention reads (fairseq's LSTM
+            encoder's `dropout_in` and `dropout_out`); the final summary that starts the decoder is
+            kept whole. Training only, so evaluation stays exact.
     """
 
     def __init__(
-        self, rnn: Callable[..., nn.RNNBase], input_size: int, hidden_size: int, padding: PaddingStrategy
+        self,
+        rnn: Callable[..., nn.RNNBase],
+        input_size: int,
+        hidden_size: int,
+        padding: PaddingStrategy,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.rnn = rnn(input_size=input_size, hidden_size=hidden_size, batch_first=True)
         self.padding = padding
+        self.dropout = Dropout(dropout)
         self.output_size = hidden_size * (2 if self.rnn.bidirectional else 1)
 
     def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> EncoderOutput:
         """embedded (B, S, E), lengths (B,), mask (B, S) -> memory (B, S, D*H), final (B, D*H)."""
-        memory, final = self.padding.run_rnn(self.rnn, embedded, lengths)
-        return EncoderOutput(memory, final, self.padding.key_padding_mask(mask))
+        memory, final = self.padding.run_rnn(self.rnn, self.dropout(embedded), lengths)
+        return EncoderOutput(self.dropout(memory), final, self.padding.key_padding_mask(mask))
 
     def flops(self, lengths: Tensor, steps: int) -> Flops:
         """Matrix-multiply FLOPs over a (B, steps) batch of true `lengths` (seq2seq/models/flops.py)."""

@@ -217,7 +217,8 @@ def test_plots_from_committed_results(tmp_path: Path) -> None:
 
 
 def test_tatoeba_curve_names_each_recipe(benchmark_modules) -> None:
-    """One line per framework and recipe: the shared model by its decoder, an experiment file by its name."""
+    """One line per framework and recipe: the shared model by its decoder, an experiment file by its name,
+    a variant of either by its overrides (so that it does not overwrite the points of the row it varies)."""
     recipe_label = benchmark_modules("plots").recipe_label
     corpus = ["data=parallel", "data.path=D"]
     shared = {"framework": "opennmt", "recipe": "shared", "input_feeding": False, "corpus": corpus}
@@ -228,6 +229,8 @@ def test_tatoeba_curve_names_each_recipe(benchmark_modules) -> None:
     assert recipe_label(tuned) == "ours, experiment=tatoeba_lstm"
     option = own | {"corpus": corpus, "overrides": ["decoder.input_feeding=true"]}
     assert recipe_label(option) == "ours, default recipe decoder.input_feeding=true"
+    variant = shared | {"framework": "ours", "input_feeding": True, "overrides": ["encoder.dropout=0.1"]}
+    assert recipe_label(variant) == "ours, shared model, input feeding encoder.dropout=0.1"
 
 
 def test_components_benchmark(tmp_path: Path) -> None:

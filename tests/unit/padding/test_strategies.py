@@ -36,7 +36,8 @@ def recurrent(
 ) -> nn.Module:
     torch.manual_seed(0)
     factory = partial(rnn, num_layers=num_layers, bidirectional=bidirectional, dropout=0.3 * (num_layers > 1))
-    return RecurrentEncoder(factory, input_size=EMBED, hidden_size=5, padding=strategy).eval()
+    encoder = RecurrentEncoder(factory, input_size=EMBED, hidden_size=5, padding=strategy, dropout=0.3)
+    return encoder.eval()  # dropout configured, and off in evaluation
 
 
 def self_attention(strategy: PaddingStrategy) -> nn.Module:
@@ -73,6 +74,25 @@ def test_exact_strategies_are_padding_invariant_for_rnns(
     rnn, bidirectional, num_layers, strategy, lengths, extra
 ) -> None:
     assert max_drift(recurrent(rnn, bidirectional, strategy, num_layers), lengths, extra) < 1e-5
+
+
+def test_encoder_dropout_drops_the_input_and_the_memory_but_not_the_final_summary() -> None:
+    """In training, zeroed input features change the states; zeroed memory features show as exact
+    zeros where the undropped states are not; the decoder's starting summary is never zeroed itself."""
+    encoder = recurrent(nn.LSTM, True, MaskingStrategy(), num_layers=1)
+    x, lengths, mask = padded_batch([7, 5, 3], 0)
+    clean = encoder(x, lengths, mask)
+    torch.manual_seed(1)
+    dropped = encoder.train()(x, lengths, mask)
+    real = mask.unsqueeze(-1).expand_as(clean.memory)
+    zeroed = (dropped.memory == 0) & real
+    assert 0.15 < zeroed.sum() / real.sum() < 0.45  # p = 0.3 on the memory
+    assert (clean.memory[zeroed] != 0).all()
+    kept = ~zeroed & real
+    # kept memory is the scaled states of the dropped-out input, not of the clean one
+    assert not torch.allclose(dropped.memory[kept] * 0.7, clean.memory[kept], atol=1e-4)
+    assert (dropped.final != 0).all()
+    assert torch.equal(encoder.eval()(x, lengths, mask).memory, clean.memory)
 
 
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])

@@ -1,11 +1,14 @@
 """Does beam search beat greedy search, and which length penalty should be the default?
 
-Translates the bundled test split with each checkpoint: greedy, then beam search at every `--alpha`
-(one search per value), and prints BLEU and the length ratio (hypothesis / reference length) per
-row. The README's "Beam search and the length penalty" table comes from this. Run from the
-repository root::
+Translates a split (the bundled test split unless `--corpus`, `--split` and `--langs` name another)
+with each checkpoint: greedy, then beam search at every `--alpha` (one search per value), and prints
+BLEU and the length ratio (hypothesis / reference length) per row. The README's "Beam search and the
+length penalty" table comes from this; on a real corpus, choose the length penalty on its valid split
+and report the test split at that value. Run from the repository root::
 
     python benchmarks/beam_alpha.py --checkpoint lstm-400=RUN1/checkpoints/best.ckpt attention=RUN2/checkpoints/best.ckpt
+    python benchmarks/beam_alpha.py --corpus ../shared/data/tatoeba-deu-eng --split valid --langs de en \
+        --checkpoint tatoeba_lstm=RUN/checkpoints/last.ckpt --out benchmarks/results/beam_alpha_tatoeba.json
 """
 
 from __future__ import annotations
@@ -64,17 +67,27 @@ def main() -> None:
     )
     parser.add_argument("--alpha", type=alpha_list, default=[0.0, 0.6, 1.0, 1.5, 2.0])
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument(
+        "--corpus", type=Path, default=PROJECT_ROOT / "data" / "bundled", help="the corpus folder (default: bundled)"
+    )
+    parser.add_argument("--split", default="test", help="which split to translate (default test)")
+    parser.add_argument(
+        "--langs", nargs=2, default=["src", "tgt"], metavar=("SRC", "TGT"), help="file suffixes (default src tgt)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "beam_alpha.json")
     args = parser.parse_args()
-    test = read_parallel(PROJECT_ROOT / "data" / "bundled", "test", "src", "tgt")
+    text = read_parallel(args.corpus, args.split, *args.langs)
     commit = git_commit()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name, path in args.checkpoint:
-        print(name)
-        results[name] = {
+        print(name, args.split)
+        key = name if args.split == "test" else f"{name} ({args.split})"
+        results[key] = {
             "checkpoint": str(path),
+            "corpus": str(args.corpus),
+            "split": args.split,
             "commit": commit,
-            "rows": evaluate(path, args.alpha, args.beam_size, test.src, test.tgt),
+            "rows": evaluate(path, args.alpha, args.beam_size, text.src, text.tgt),
         }
     write_json(args.out, results)
 

@@ -118,8 +118,10 @@ def train_for(
 ) -> list[dict]:
     """Starts training (output in `train_log(run_dir)`), at each second in `curve` copies the newest
     checkpoint matching `checkpoints` (a glob under `run_dir`) to `run_dir/curve`, and kills the
-    training's process group at the last of them. An empty `curve` (`--steps`) lets the training run
-    until it stops by itself and copies its last checkpoint then.
+    training's process group at the last of them. A training that ends by itself before the last point
+    (a run given its own time budget, such as `trainer.max_time`, to anneal in) gives its last
+    checkpoint to every point left. An empty `curve` (`--steps`) lets the training run until it stops by
+    itself and copies its last checkpoint then.
 
     Returns:
         One snapshot per curve point: at_s (the point, or when the training ended), saved_s (when the
@@ -147,7 +149,10 @@ def train_for(
                 except subprocess.TimeoutExpired:
                     snapshots.append(snapshot(run_dir, checkpoints, folder, pending.pop(0), started_at))
                     continue
-                sys.exit(f"error: training exited with code {code} before the budget; see {log}")
+                if code != 0:
+                    sys.exit(f"error: training exited with code {code} before the budget; see {log}")
+                snapshots += [snapshot(run_dir, checkpoints, folder, at, started_at) for at in pending]
+                pending = []
         finally:  # also when a snapshot fails: no training process outlives the benchmark
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

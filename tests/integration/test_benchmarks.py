@@ -120,6 +120,32 @@ def test_padded_eval_benchmark(tiny_checkpoint, tmp_path: Path) -> None:
     assert exact["changed_lines"] == 0  # packing: the batch does not matter
 
 
+def test_beam_alpha_benchmark_scores_a_split_of_ones_own_corpus(tiny_checkpoint, tmp_path: Path) -> None:
+    """`beam_alpha.py --corpus DIR --split valid --langs X Y`: greedy, then one beam search per alpha, on
+    that corpus's split (gzipped, named by its languages), under a key that names the split."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for side, lang in (("src", "xx"), ("tgt", "yy")):
+        with gzip.open(PROJECT_ROOT / "data" / "bundled" / f"valid.{side}.gz", "rt") as lines:
+            head = lines.read().splitlines()[:16]
+        with gzip.open(corpus / f"valid.{lang}.gz", "wt") as out_file:
+            out_file.write("\n".join(head) + "\n")
+    out = tmp_path / "beam.json"
+    run_benchmark(
+        "benchmarks/beam_alpha.py", "--corpus", str(corpus), "--split", "valid", "--langs", "xx", "yy",
+        "--alpha", "0,1.5", "--beam-size", "3", "--checkpoint", f"tiny={tiny_checkpoint('packing')}",
+        "--out", str(out),
+    )  # fmt: skip
+    ((key, found),) = json.loads(out.read_text()).items()
+    assert key == "tiny (valid)" and found["split"] == "valid" and found["corpus"] == str(corpus)
+    assert [(row["search"], row["alpha"]) for row in found["rows"]] == [
+        ("greedy", 0.0),
+        ("beam 3", 0.0),
+        ("beam 3", 1.5),
+    ]
+    assert all(0 <= row["bleu"] <= 100 and row["length_ratio"] > 0 for row in found["rows"])
+
+
 def test_strategy_cost_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "cost.json"
     run_benchmark(
@@ -341,6 +367,22 @@ def test_peers_learning_curve_copies_the_newest_complete_checkpoint_at_each_seco
     first, second = snapshots[1]["saved_s"], snapshots[2]["saved_s"]
     assert 0.5 <= first <= 4.0 and first + 5.0 <= second <= 9.0
     assert (tmp_path / "run-train.log").exists()
+
+
+def test_peers_learning_curve_gives_a_training_that_ended_by_itself_its_last_checkpoint_at_the_points_left(
+    tmp_path: Path, benchmark_modules
+) -> None:
+    """A run with its own time budget stops before the curve's last point: those points score its last
+    checkpoint, and one that failed is still an error."""
+    train_for = benchmark_modules("toolkits.harness").train_for
+    writer = "import pathlib\nfolder = pathlib.Path('ckpt'); folder.mkdir(); (folder / 'last.pt').write_text('end')\n"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    snapshots = train_for([sys.executable, "-c", writer], run_dir, "ckpt/*.pt", [30.0, 60.0], env={})
+    assert [s["at_s"] for s in snapshots] == [30.0, 60.0]
+    assert [s["path"].read_text() for s in snapshots] == ["end", "end"]
+    with pytest.raises(SystemExit, match="exited with code 3 before the budget"):
+        train_for([sys.executable, "-c", "raise SystemExit(3)"], run_dir, "ckpt/*.pt", [30.0], env={})
 
 
 def test_peers_at_equal_steps_waits_for_the_training_to_end_and_takes_its_last_checkpoint(

@@ -69,7 +69,7 @@ ROWS: list[tuple[str, list[str], str]] = [
         ["scheduler=inverse_sqrt", "model.warmup_steps=200"],
         "200-step warm-up, then inverse square root",
     ),
-    ("averaging=ema", ["averaging=ema"], "EMA of the weights (decay 0.999 from step 200)"),
+    ("averaging=ema", ["averaging=ema"], "EMA of the weights (decay warmed up to 0.999)"),
     (
         "scheduler=cosine averaging=ema",
         ["scheduler=cosine", "averaging=ema"],

@@ -68,11 +68,18 @@ def main() -> None:
     parser.add_argument("--alpha", type=alpha_list, default=[0.0, 0.6, 1.0, 1.5, 2.0])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument(
-        "--corpus", type=Path, default=PROJECT_ROOT / "data" / "bundled", help="the corpus folder (default: bundled)"
+        "--corpus",
+        type=Path,
+        default=PROJECT_ROOT / "data" / "bundled",
+        help="the corpus folder (default: bundled)",
     )
     parser.add_argument("--split", default="test", help="which split to translate (default test)")
     parser.add_argument(
-        "--langs", nargs=2, default=["src", "tgt"], metavar=("SRC", "TGT"), help="file suffixes (default src tgt)"
+        "--langs",
+        nargs=2,
+        default=["src", "tgt"],
+        metavar=("SRC", "TGT"),
+        help="file suffixes (default src tgt)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "beam_alpha.json")
     args = parser.parse_args()

@@ -41,14 +41,22 @@ def warmed_up_decay(decay: float, updates: int) -> float:
 
 
 def warmed_up_ema(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
-    """An `AveragedModel` `multi_avg_fn`: the exponential moving average with the warmed-up decay."""
+    """An `AveragedModel` `multi_avg_fn`: the exponential moving average with the warmed-up decay.
+
+    The decay is computed from `num_averaged` where the count lives, as a tensor, and applied by the
+    foreach ops' tensor overloads: reading the count into Python (or passing a tensor where a Scalar is
+    taken) would wait for the device at every optimizer step.
+    """
 
     @torch.no_grad()
     def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
-        keep = warmed_up_decay(decay, int(num_averaged))
+        count = num_averaged.to(torch.float32)
+        keep = torch.clamp((1 + count) / (10 + count), max=decay)  # warmed_up_decay, on the device
         floats = [(a, c) for a, c in zip(averaged, current, strict=True) if a.is_floating_point()]
         if floats:
-            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1.0 - keep)
+            targets = [a for a, _ in floats]
+            torch._foreach_mul_(targets, keep)
+            torch._foreach_add_(targets, torch._foreach_mul([c for _, c in floats], 1 - keep))
         for a, c in zip(averaged, current, strict=True):
             if not a.is_floating_point():  # integer buffers (use_buffers=True) follow the model
                 a.copy_(c)

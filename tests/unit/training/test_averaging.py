@@ -73,3 +73,21 @@ def test_the_average_takes_each_update_with_its_warmed_up_decay() -> None:
     for got, want in zip(fixed, moving_average(seen_fixed, [decay] * (steps - 1)), strict=True):
         torch.testing.assert_close(got, want)
     assert not torch.allclose(final[0], fixed[0])
+
+
+@pytest.mark.gpu
+def test_an_update_on_the_gpu_never_waits_for_the_device() -> None:
+    """The warmed-up decay is computed where the count lives: no synchronising call per optimizer step."""
+    from seq2seq.training.averaging import warmed_up_ema
+
+    averaged = [torch.ones(4, device="cuda"), torch.ones(2, 2, device="cuda", dtype=torch.bfloat16)]
+    current = [torch.zeros_like(a) for a in averaged]
+    update = warmed_up_ema(0.999)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        update(averaged, current, torch.tensor(5, device="cuda"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    keep = warmed_up_decay(0.999, 5)
+    torch.testing.assert_close(averaged[0].cpu(), torch.full((4,), keep))

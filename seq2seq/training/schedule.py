@@ -1,8 +1,9 @@
-"""Learning-rate schedules that know the run's budget: a linear warm-up, then inverse square root or cosine decay.
+"""Learning-rate schedules that know the run's budget: a linear warm-up, then inverse square root, cosine
+decay, or a hold and a linear cool-down over the budget's last share.
 
 PyTorch's schedulers take their length in steps when they are built; none follows a wall-clock budget,
 and users compare runs at equal compute (`trainer.max_time`). `WarmupDecay` is a PyTorch `LRScheduler`
-(Lightning steps it after every optimizer step and saves it in checkpoints) whose cosine decay follows
+(Lightning steps it after every optimizer step and saves it in checkpoints) whose cosine or cool-down follows
 whichever of the trainer's limits ends the run first: `RunBudget` reads `max_steps` and `max_epochs`
 from the Trainer's own step estimate and the elapsed time from Lightning's `Timer` callback, which
 `trainer.max_time` switches on and checkpoints save, so a resumed run continues the same curve.
@@ -21,7 +22,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from seq2seq.errors import InputError
 
-DECAYS = ("constant", "inverse_sqrt", "cosine")
+DECAYS = ("constant", "inverse_sqrt", "cosine", "cooldown")
 
 
 class RunBudget:
@@ -53,8 +54,11 @@ class WarmupDecay(LRScheduler):
         warmup_steps: steps of the linear rise from lr / warmup_steps to lr (0: none).
         decay: `constant`; `inverse_sqrt`, lr * sqrt(warmup_steps / step) after the warm-up (Vaswani et
             al., 2017; the rate at step 1000 of a 100-step warm-up is lr / sqrt(10)); `cosine`, half a
-            cosine from lr down to lr * final_ratio over the run's budget (`RunBudget`).
-        final_ratio: the cosine's last rate as a share of lr.
+            cosine from lr down to lr * final_ratio over the run's budget (`RunBudget`); `cooldown`, lr until
+            the last `cooldown` share of the budget, then a straight line down to lr * final_ratio at its end
+            (warm-up, stable, decay: the rate stays high for as long as the run still learns fast at it).
+        final_ratio: the last rate of the cosine or the cool-down as a share of lr.
+        cooldown: the share of the budget the cool-down takes, in (0, 1].
         last_epoch: PyTorch's resume argument (the last step taken).
     """
 
@@ -66,18 +70,22 @@ class WarmupDecay(LRScheduler):
         warmup_steps: int = 0,
         decay: str = "cosine",
         final_ratio: float = 0.0,
+        cooldown: float = 0.2,
         last_epoch: int = -1,
     ) -> None:
         if decay not in DECAYS:
             raise InputError(
                 f"model.scheduler.decay={decay!r} is not a decay WarmupDecay knows: use one of {', '.join(DECAYS)}"
             )
-        if warmup_steps < 0 or not 0.0 <= final_ratio <= 1.0:
+        if warmup_steps < 0 or not 0.0 <= final_ratio <= 1.0 or not 0.0 < cooldown <= 1.0:
             raise InputError(
-                f"model.scheduler: warmup_steps={warmup_steps} must be >= 0 and final_ratio={final_ratio} in [0, 1]"
+                f"model.scheduler: warmup_steps={warmup_steps} must be >= 0, final_ratio={final_ratio} in [0, 1] "
+                f"and cooldown={cooldown} in (0, 1]"
             )
         self.warmup_steps, self.decay, self.final_ratio = warmup_steps, decay, final_ratio
-        self.budget: RunBudget | None = None  # set by the module as training starts (cosine needs it)
+        self.cooldown = cooldown
+        # set by the module as training starts (cosine and cooldown need it)
+        self.budget: RunBudget | None = None
         super().__init__(optimizer, last_epoch)
 
     def factor(self, step: int) -> float:
@@ -88,6 +96,10 @@ class WarmupDecay(LRScheduler):
         if self.decay == "cosine":
             spent = self.spent()
             return warm * (self.final_ratio + (1 - self.final_ratio) * 0.5 * (1 + math.cos(math.pi * spent)))
+        if self.decay == "cooldown":
+            # 1 until the cool-down starts, 0 at the end
+            left = min(1.0, (1.0 - self.spent()) / self.cooldown)
+            return warm * (self.final_ratio + (1 - self.final_ratio) * left)
         return warm
 
     def spent(self) -> float:
@@ -97,7 +109,7 @@ class WarmupDecay(LRScheduler):
         spent = self.budget.fraction()
         if spent is None:
             raise InputError(
-                "model.scheduler.decay=cosine decays over the run's budget, and this run has none: set "
+                f"model.scheduler.decay={self.decay} decays over the run's budget, and this run has none: set "
                 "trainer.max_steps, trainer.max_epochs or trainer.max_time, or use scheduler=inverse_sqrt"
             )
         return spent

@@ -100,3 +100,12 @@ def test_an_unknown_decay_is_named() -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(InputError, match="model.scheduler.decay='linear'"):
         WarmupDecay(optimizer, decay="linear")
+
+
+def test_cooldown_holds_the_rate_then_falls_in_a_line_over_the_budgets_last_share() -> None:
+    cooldown = partial(WarmupDecay, warmup_steps=2, decay="cooldown", cooldown=0.4, final_ratio=0.1)
+    rates = train(warmup_steps=2, steps=10, scheduler=cooldown).at_start
+    # steps 0-5 hold (after the warm-up), steps 6-9 spend the last 40% of the budget falling to 0.1 * lr
+    falling = [0.01 * (0.1 + 0.9 * (10 - k) / 4) for k in range(6, 10)]
+    expected = [0.005, 0.01, 0.01, 0.01, 0.01, 0.01] + falling
+    assert rates == pytest.approx(expected)

@@ -69,6 +69,7 @@ ROWS: list[tuple[str, list[str], str]] = [
         ["scheduler=inverse_sqrt", "model.warmup_steps=200"],
         "200-step warm-up, then inverse square root",
     ),
+    ("scheduler=cooldown", ["scheduler=cooldown"], "the rate held, then a line down over the last 20%"),
     ("averaging=ema", ["averaging=ema"], "EMA of the weights (decay warmed up to 0.999)"),
     (
         "scheduler=cosine averaging=ema",
